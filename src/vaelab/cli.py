@@ -1,0 +1,198 @@
+"""The `vaelab` command.  Parses flags, builds a config, calls the library; no logic of
+its own.  Every user error is one line on stderr and exit code 2."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from . import __version__
+from .errors import VaelabError
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(v) for v in text.replace(",", " ").split()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected integers like 500 or 500,500, got {text!r}") from None
+
+
+# (flag, dotted config key, type, help).  The config defaults (config.py) are the only
+# defaults: a flag left out changes nothing.
+CONFIG_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
+    ("--dataset", "data.dataset", str, "mnist or frey"),
+    ("--binarize", "data.binarize", str, "dynamic, threshold or seed-paper"),
+    ("--latent", "model.latent", int, "latent size"),
+    ("--hidden", "model.hidden", _int_list, "hidden sizes, e.g. 500 or 500,500"),
+    ("--activation", "model.activation", str, "tanh, relu, leaky_relu, elu, softplus, sigmoid, gelu"),
+    ("--optimizer", "optim.name", str, "adam, adagrad or sgd"),
+    ("--lr", "optim.lr", float, "learning rate"),
+    ("--epochs", "train.epochs", int, "passes over the training set"),
+    ("--batch-size", "train.batch_size", int, "minibatch size"),
+    ("--seed", "train.seed", int, "seed for initialisation, binarisation and sampling"),
+    ("--device", "train.device", str, "auto, cpu or cuda"),
+    ("--threads", "train.threads", int, "torch threads (0 = torch default)"),
+]
+
+
+def _set_pair(text: str) -> tuple[str, Any]:
+    import yaml
+
+    if "=" not in text:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    key, raw = text.split("=", 1)
+    try:
+        value = yaml.safe_load(raw)
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _add_config_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("config", nargs="?", help="YAML config file (optional)")
+    p.add_argument("--model", help="model preset (see `vaelab models`)")
+    for flag, key, typ, help_ in CONFIG_FLAGS:
+        p.add_argument(flag, dest=key, type=typ, default=None, help=f"{help_} [{key}]")
+    p.add_argument("--set", dest="sets", action="append", type=_set_pair, default=[], metavar="KEY=VALUE",
+                   help="override any config key, e.g. --set objective.beta=4 (repeatable)")
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    out = {key: getattr(args, key) for _, key, _, _ in CONFIG_FLAGS if getattr(args, key) is not None}
+    out.update(dict(args.sets))
+    return out
+
+
+def _add_data_dir(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--data-dir", help="folder with mnist.pkl.gz / frey_rawface.mat (else $VAELAB_DATA, "
+                                      "then the user cache, then a download)")
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .evaluate.run import evaluate_run  # noqa: F401  (import errors surface before training)
+    from .train import RunDir, train_run
+
+    overrides = _overrides(args)
+    if args.resume and args.out and RunDir(Path(args.out)).exists():
+        cfg, _ = RunDir(Path(args.out)).read_config()
+        ignored = sorted(set(overrides) - {"train.epochs"}) + (["--model"] if args.model else []) \
+            + (["CONFIG"] if args.config else [])
+        if ignored:
+            print(f"vaelab: note: resuming {args.out} with its saved config; ignoring {', '.join(ignored)}",
+                  file=sys.stderr)
+        if "train.epochs" in overrides:
+            cfg = cfg.replace(**{"train.epochs": overrides["train.epochs"]})
+    else:
+        cfg = load_config(args.config, args.model, overrides)
+    out = Path(args.out or f"runs/{cfg.name}-{cfg.data.dataset}-z{cfg.model.latent}-s{cfg.train.seed}")
+    state = train_run(cfg, out, args.data_dir, resume=args.resume, progress=not args.quiet)
+    last = state.metrics[-1] if state.metrics else {}
+    summary = {"run_dir": str(out), "epochs": state.epoch, "train_elbo": last.get("train_elbo"),
+               "valid_elbo": last.get("valid_elbo"), "train_seconds": round(state.train_seconds, 2)}
+    print(json.dumps(summary))
+    return 0
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluate.run import evaluate_run
+
+    out = evaluate_run(args.run_dir, args.k, args.data_dir, args.device, progress=not args.json,
+                       limit=args.limit)
+    if args.json:
+        print(json.dumps(out))
+    else:
+        print(f"{out['model']} on {out['dataset']}, latent {out['latent']}, epoch {out['epoch']}")
+        print(f"  test ELBO                        {out['elbo']:10.2f} nats")
+        print(f"  test log-likelihood (IS, k={out['k']}) {out['log_likelihood']:10.2f} nats "
+              f"(+- {out['log_likelihood_sem']:.2f} s.e.)")
+        print(f"  reconstruction E[log p(x|z)]     {out['recon']:10.2f}")
+        print(f"  KL(q(z|x) || p(z))               {out['kl']:10.2f}")
+        print(f"  active units                     {out['active_units']:10d} of {out['latent']}")
+        print(f"  protocol: {out['protocol']}")
+    return 0
+
+
+def _cmd_images(which: str) -> Callable[[argparse.Namespace], int]:
+    def run(args: argparse.Namespace) -> int:
+        from .evaluate.run import load_images
+        from .report.grid import save_grid
+
+        if args.n <= 0:
+            raise VaelabError(f"--n must be > 0, got {args.n}")
+        imgs, shape = load_images(args.run_dir, which, args.n, args.data_dir, args.device,
+                                  getattr(args, "label", None), args.seed)
+        nrow = args.n if which == "reconstructions" else None
+        path = save_grid(imgs, shape, args.output, nrow=nrow)
+        print(str(path))
+        return 0
+
+    return run
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from .config import PRESET_DIR, preset_names, read_yaml
+
+    for name in preset_names():
+        desc = read_yaml(PRESET_DIR / f"{name}.yaml").get("description", "")
+        print(f"{name:12s} {desc}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vaelab", description="Train, evaluate and compare VAEs.")
+    parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("train", help="train one model (or resume a run)")
+    _add_config_flags(p)
+    p.add_argument("--out", help="run directory (default runs/NAME-DATASET-zLATENT-sSEED)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from its last checkpoint")
+    p.add_argument("--quiet", action="store_true", help="no progress output")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("eval", help="test ELBO and importance-sampled log-likelihood of a run")
+    p.add_argument("run_dir")
+    p.add_argument("--k", type=int, default=None, help="importance samples (default: the run's eval.k, 5000)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images")
+    p.add_argument("--device", default="auto")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_eval)
+
+    for name, which, help_ in (("sample", "samples", "decode samples from the prior into a PNG grid"),
+                               ("reconstruct", "reconstructions", "test images (top) and reconstructions (bottom)")):
+        p = sub.add_parser(name, help=help_)
+        p.add_argument("run_dir")
+        p.add_argument("--n", type=int, default=64 if which == "samples" else 16, help="number of images")
+        p.add_argument("-o", "--output", default=f"{which}.png", help="PNG path")
+        p.add_argument("--seed", type=int, default=0)
+        p.add_argument("--device", default="auto")
+        if which == "samples":
+            p.add_argument("--label", type=int, default=None, help="digit to generate (conditional models)")
+        _add_data_dir(p)
+        p.set_defaults(func=_cmd_images(which))
+
+    p = sub.add_parser("models", help="list the model presets")
+    p.set_defaults(func=cmd_models)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except VaelabError as err:
+        print(f"vaelab: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("vaelab: interrupted; finished epochs are checkpointed, continue with --resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Typed, frozen run configuration.
+
+One dataclass per component; :class:`RunConfig` bundles them and is saved as JSON with
+every run.  Defaults live here and nowhere else: model presets (``configs/models/*.yaml``)
+and experiment files only override them, and CLI flags override those.
+
+Loading is strict: an unknown key, a value of the wrong type or an impossible value
+raises :class:`~vaelab.errors.ConfigError` naming the dotted key (``model.latent``).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import types
+import typing
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, Mapping
+
+from .errors import ConfigError
+
+PRESET_DIR = Path(__file__).parent / "configs" / "models"
+EXPERIMENT_DIR = Path(__file__).parent / "configs" / "experiments"
+
+
+def _fail(section: str, key: str, msg: str) -> None:
+    raise ConfigError(f"config key '{section}.{key}': {msg}")
+
+
+def _positive(section: str, obj: Any, *names: str) -> None:
+    for name in names:
+        value = getattr(obj, name)
+        if value is not None and not value > 0:
+            _fail(section, name, f"must be > 0, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist"  # DATASETS registry: mnist | frey
+    # How grey levels become {0,1} for Bernoulli decoders (ignored for continuous data):
+    # dynamic = fresh Bernoulli sample per epoch (train), fixed-seed sample (valid/test);
+    # threshold = grey > 0.5; seed-paper = grey > 0 (the study's choice).
+    binarize: str = "dynamic"
+    train_limit: int | None = None  # use only the first N training images (tests, smoke runs)
+    test_limit: int | None = None  # likewise for validation and test sets
+
+    def __post_init__(self) -> None:
+        if self.binarize not in ("dynamic", "threshold", "seed-paper"):
+            _fail("data", "binarize", f"must be dynamic, threshold or seed-paper, got {self.binarize!r}")
+        _positive("data", self, "train_limit", "test_limit")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    kind: str = "vae"  # MODELS registry: vae | cvae | hierarchical
+    arch: str = "mlp"  # NETS registry: mlp | conv
+    hidden: tuple[int, ...] = (500,)
+    activation: str = "tanh"
+    latent: int = 20  # size of the latent that meets the prior (top layer in a hierarchy)
+    likelihood: str = "auto"  # auto (from the data) | bernoulli | gaussian
+    prior: str = "normal"  # PRIORS registry: normal | vamp
+    pseudo_inputs: int = 500  # VampPrior K
+    gaussian_min_std: float = 0.01  # smooth floor of the Gaussian decoder's std (data in [0,1])
+    inner_latent: int = 100  # hierarchical only: z1, the latent next to x
+    inner_hidden: tuple[int, ...] = (100, 100)  # hierarchical only: z1 <-> z2 nets
+
+    def __post_init__(self) -> None:
+        _positive("model", self, "latent", "pseudo_inputs", "gaussian_min_std", "inner_latent")
+        for name in ("hidden", "inner_hidden"):
+            if any(h <= 0 for h in getattr(self, name)):
+                _fail("model", name, f"every size must be > 0, got {getattr(self, name)!r}")
+        if self.activation not in ACTIVATIONS:
+            _fail("model", "activation", f"must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.likelihood not in ("auto", "bernoulli", "gaussian"):
+            _fail("model", "likelihood", f"must be auto, bernoulli or gaussian, got {self.likelihood!r}")
+        if self.latent > 100_000:
+            _fail("model", "latent", f"{self.latent} is larger than this machine can hold; use <= 100000")
+
+
+ACTIVATIONS = ("tanh", "relu", "leaky_relu", "elu", "softplus", "sigmoid", "gelu")
+
+
+@dataclass(frozen=True)
+class ObjectiveConfig:
+    name: str = "elbo"  # OBJECTIVES registry: elbo | iwae
+    k: int = 1  # samples per example: the IWAE bound's k, or the ELBO's Monte Carlo L
+    beta: float = 1.0  # weight of the KL term (beta-VAE); 1 = the true ELBO
+    warmup_epochs: int = 0  # linear KL warm-up from 0 to beta over this many epochs
+    noise: str = "none"  # NOISES registry: none | salt-pepper | gaussian (denoising VAE)
+    noise_level: float = 0.0  # salt-and-pepper probability, or Gaussian std
+
+    def __post_init__(self) -> None:
+        _positive("objective", self, "k")
+        if not self.beta >= 0:
+            _fail("objective", "beta", f"must be >= 0, got {self.beta!r}")
+        if self.warmup_epochs < 0:
+            _fail("objective", "warmup_epochs", f"must be >= 0, got {self.warmup_epochs!r}")
+        if not 0.0 <= self.noise_level <= (1.0 if self.noise == "salt-pepper" else math.inf):
+            _fail("objective", "noise_level", f"out of range for noise {self.noise!r}: {self.noise_level!r}")
+
+
+@dataclass(frozen=True)
+class OptimConfig:
+    name: str = "adam"  # OPTIMIZERS registry: adam | adagrad | sgd
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    eps: float = 1e-8
+    weight_decay: float = 0.0
+    # constant, or burda: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al. 2015, sec. 5)
+    schedule: str = "constant"
+
+    def __post_init__(self) -> None:
+        _positive("optim", self, "lr", "eps")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            _fail("optim", "betas", f"each must be in [0, 1), got {self.betas!r}")
+        if self.weight_decay < 0:
+            _fail("optim", "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
+        if self.schedule not in ("constant", "burda"):
+            _fail("optim", "schedule", f"must be constant or burda, got {self.schedule!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 10
+    batch_size: int = 100
+    seed: int = 1
+    device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
+    nan_retries: int = 3  # roll back to the last good checkpoint with lr/2 this many times
+    threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+
+    def __post_init__(self) -> None:
+        _positive("train", self, "epochs", "batch_size")
+        if self.nan_retries < 0:
+            _fail("train", "nan_retries", f"must be >= 0, got {self.nan_retries!r}")
+        if self.threads < 0:
+            _fail("train", "threads", f"must be >= 0, got {self.threads!r}")
+        if not (self.device in ("auto", "cpu", "cuda", "mps") or self.device.startswith("cuda:")):
+            _fail("train", "device", f"must be auto, cpu, cuda or cuda:N, got {self.device!r}")
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    k: int = 5000  # importance samples for log p(x) (Burda et al. 2015 use 5000)
+    batch_size: int = 0  # images per chunk; 0 = pick from k so a chunk holds ~ 2^17 samples
+    seed: int = 1234  # the evaluation's own RNG, so numbers are repeatable
+    active_threshold: float = 0.01  # Cov_x(E_q[z]) > this counts a unit active (Burda et al.)
+
+    def __post_init__(self) -> None:
+        _positive("eval", self, "k", "active_threshold")
+        if self.batch_size < 0:
+            _fail("eval", "batch_size", f"must be >= 0, got {self.batch_size!r}")
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    name: str = "vae"  # label: the preset it came from
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return _to_plain(dataclasses.asdict(self))
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
+        return _build(cls, data, "")
+
+    def replace(self, **dotted: Any) -> "RunConfig":
+        """``cfg.replace(**{"model.latent": 3})``: a copy with dotted keys overridden."""
+        return RunConfig.from_dict(merge(self.to_dict(), unflatten(dotted)))
+
+
+# --- strict dict -> dataclass ------------------------------------------------------
+
+
+def _to_plain(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_plain(v) for v in obj]
+    return obj
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(value, inner[0], key)
+    if origin is tuple:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"config key '{key}': expected a list, got {value!r}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(v, args[0], key) for v in value)
+        if len(value) != len(args):
+            raise ConfigError(f"config key '{key}': expected {len(args)} values, got {len(value)}")
+        return tuple(_coerce(v, a, key) for v, a in zip(value, args))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+    elif tp is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+    elif tp is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise ConfigError(f"config key '{key}': must be finite, got {value!r}")
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "1e-3" as a string
+            try:
+                out = float(value)
+            except ValueError:
+                pass
+            else:
+                if math.isfinite(out):
+                    return out
+    elif tp is str:
+        if isinstance(value, str):
+            return value
+    raise ConfigError(f"config key '{key}': expected {_type_name(tp)}, got {value!r}")
+
+
+def _build(cls: type, data: Any, prefix: str) -> Any:
+    where = prefix or "top level"
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"config {where}: expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    for key in data:
+        if key not in known:
+            dotted = f"{prefix}.{key}" if prefix else str(key)
+            raise ConfigError(f"unknown config key '{dotted}'; known keys here: {', '.join(known)}")
+    kwargs = {}
+    for name, value in data.items():
+        tp = hints[name]
+        dotted = f"{prefix}.{name}" if prefix else name
+        if dataclasses.is_dataclass(tp):
+            kwargs[name] = _build(tp, value, dotted)
+        else:
+            kwargs[name] = _coerce(value, tp, dotted)
+    return cls(**kwargs)
+
+
+def merge(base: Mapping[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
+    """Recursive dict merge; ``over`` wins.  Non-dict values replace whole."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), Mapping):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def unflatten(dotted: Mapping[str, Any]) -> dict[str, Any]:
+    """``{"model.latent": 3}`` -> ``{"model": {"latent": 3}}``."""
+    out: dict[str, Any] = {}
+    for key, value in dotted.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"config key '{key}': '{p}' is not a section")
+        node[leaf] = value
+    return out
+
+
+# --- files ------------------------------------------------------------------------
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    import yaml
+
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {path} does not exist") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ConfigError(f"cannot read config file {path}: {err}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else "syntax error"
+        raise ConfigError(f"{path} is not valid YAML ({first})") from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a YAML mapping at the top level, got {type(data).__name__}")
+    return data
+
+
+def preset_names() -> list[str]:
+    return sorted(p.stem for p in PRESET_DIR.glob("*.yaml"))
+
+
+def preset_dict(name: str) -> dict[str, Any]:
+    path = PRESET_DIR / f"{name}.yaml"
+    if not path.exists():
+        raise ConfigError(f"unknown model preset {name!r}; known: {', '.join(preset_names())} (see `vaelab models`)")
+    data = read_yaml(path)
+    data.pop("description", None)
+    data.setdefault("name", name)
+    return data
+
+
+def resolve_dict(file_data: Mapping[str, Any] | None = None, preset: str | None = None,
+                 overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    """Layer defaults < preset < config file < dotted overrides into one plain dict.
+
+    A config file may name its starting preset with a top-level ``preset:`` key; an
+    explicit ``preset`` argument (the ``--model`` flag) wins over it.
+    """
+    file_data = dict(file_data or {})
+    file_preset = file_data.pop("preset", None)
+    name = preset or file_preset
+    layered: dict[str, Any] = {}
+    if name is not None:
+        if not isinstance(name, str):
+            raise ConfigError(f"config key 'preset': expected a preset name, got {name!r}")
+        layered = preset_dict(name)
+        if preset is not None and file_preset not in (None, preset):
+            file_data.pop("name", None)
+    layered = merge(layered, file_data)
+    layered = merge(layered, unflatten(overrides or {}))
+    return layered
+
+
+def load_config(path: str | Path | None = None, preset: str | None = None,
+                overrides: Mapping[str, Any] | None = None) -> RunConfig:
+    file_data = read_yaml(path) if path is not None else None
+    return RunConfig.from_dict(resolve_dict(file_data, preset, overrides))

@@ -1,0 +1,43 @@
+"""Priors p(z).
+
+A prior gets the encoder as an argument (never as a submodule, so its weights are not
+stored twice): the VampPrior needs it, the standard normal ignores it.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from ..registry import PRIORS
+from .normal import DiagonalGaussian, standard_normal_log_prob
+
+Encoder = Callable[[torch.Tensor], DiagonalGaussian]
+
+
+class Prior(nn.Module):
+    def log_prob(self, z: torch.Tensor, encoder: Encoder) -> torch.Tensor:
+        """z (..., Z) -> (...)."""
+        raise NotImplementedError
+
+    def sample(self, n: int, encoder: Encoder) -> torch.Tensor:
+        """-> (n, Z)."""
+        raise NotImplementedError
+
+
+@PRIORS.register("normal")
+class StandardNormalPrior(Prior):
+    """p(z) = N(0, I)."""
+
+    def __init__(self, cfg, latent: int, x_dim: int):
+        super().__init__()
+        self.latent = latent
+        self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # carries device/dtype
+
+    def log_prob(self, z: torch.Tensor, encoder: Encoder | None = None) -> torch.Tensor:
+        return standard_normal_log_prob(z)
+
+    def sample(self, n: int, encoder: Encoder | None = None) -> torch.Tensor:
+        return torch.randn(n, self.latent, device=self._anchor.device, dtype=self._anchor.dtype)

@@ -1,0 +1,31 @@
+"""User-facing errors.
+
+Every failure a user can cause (bad config, missing data, corrupt file, ...) raises a
+subclass of :class:`VaelabError`.  The CLI prints ``str(err)`` as one line and exits
+with ``err.exit_code``; no traceback is shown.  Programming errors stay ordinary
+exceptions so that they are loud.
+"""
+
+
+class VaelabError(Exception):
+    """Base class: one clear line saying what is wrong and what to do."""
+
+    exit_code = 2
+
+
+class ConfigError(VaelabError):
+    """An unknown key, a wrong type or an impossible value in a config."""
+
+
+class DataError(VaelabError):
+    """Data files missing, truncated, corrupt or with the wrong checksum."""
+
+
+class CheckpointError(VaelabError):
+    """A run directory or checkpoint that cannot be trusted or resumed."""
+
+
+class TrainingDiverged(VaelabError):
+    """A non-finite loss or gradient that the NaN guard could not recover from."""
+
+    exit_code = 3

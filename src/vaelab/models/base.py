@@ -1,0 +1,150 @@
+"""The VAE as a composition of parts: encoder and decoder nets, posterior family,
+likelihood and prior, each picked by name from the registries.
+
+Everything a bound or an estimator needs comes from one method, :meth:`VAE.log_weights`:
+
+    log w_i = log p(x | z_i) + log p(z_i) - log q(z_i | x),   z_i ~ q(z | x),  i = 1..k
+
+* ELBO (K&W 2014, eq. 3)          = E_i[log w_i]                 (mean over k)
+* IWAE bound (Burda et al., eq. 8) = logsumexp_i(log w_i) - log k
+* log p(x) estimate (IS, k=5000)   = the same logsumexp at evaluation time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn as nn
+
+from ..config import ModelConfig
+from ..distributions import DiagonalGaussian, Likelihood
+from ..registry import LIKELIHOODS, MODELS, NETS, PRIORS
+
+
+@dataclass(frozen=True)
+class DataInfo:
+    """What a model must know about its data; saved with every run."""
+
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    binary: bool  # Bernoulli (True) or Gaussian (False) decoder under likelihood "auto"
+    num_classes: int = 0
+
+    @property
+    def dim(self) -> int:
+        c, h, w = self.image_shape
+        return c * h * w
+
+    def to_dict(self) -> dict:
+        return {"image_shape": list(self.image_shape), "binary": self.binary, "num_classes": self.num_classes}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        return cls(tuple(d["image_shape"]), bool(d["binary"]), int(d.get("num_classes", 0)))
+
+
+@dataclass
+class LogWeights:
+    """Per-sample log terms, each (k, B).  Higher is better for all derived quantities."""
+
+    log_px_z: torch.Tensor
+    log_pz: torch.Tensor
+    log_qz_x: torch.Tensor
+
+    @property
+    def log_w(self) -> torch.Tensor:
+        return self.log_px_z + self.log_pz - self.log_qz_x
+
+    @property
+    def kl(self) -> torch.Tensor:
+        """Single-sample Monte Carlo estimate of KL(q(z|x) || p(z)), (k, B)."""
+        return self.log_qz_x - self.log_pz
+
+
+def likelihood_name(cfg: ModelConfig, info: DataInfo) -> str:
+    if cfg.likelihood != "auto":
+        return cfg.likelihood
+    return "bernoulli" if info.binary else "gaussian"
+
+
+@MODELS.register("vae")
+class VAE(nn.Module):
+    """One stochastic layer: q(z|x) diagonal Gaussian, p(z) from PRIORS, p(x|z) from LIKELIHOODS."""
+
+    def __init__(self, cfg: ModelConfig, info: DataInfo):
+        super().__init__()
+        self.cfg = cfg
+        self.info = info
+        arch = NETS.get(cfg.arch)
+        self.likelihood: Likelihood = LIKELIHOODS.get(likelihood_name(cfg, info))(cfg)
+        cond = self.cond_dim
+        self.encoder = arch.encoder(cfg, info.image_shape, 2 * cfg.latent, cond)
+        self.decoder = arch.decoder(cfg, cfg.latent, info.image_shape, self.likelihood.n_params, cond)
+        self.prior = PRIORS.get(cfg.prior)(cfg, cfg.latent, info.dim)
+
+    # --- conditioning hook (the CVAE overrides these two) -------------------------
+    @property
+    def cond_dim(self) -> int:
+        return 0
+
+    def condition(self, y: torch.Tensor | None) -> torch.Tensor | None:
+        """Labels (B,) -> the vector fed to both nets, or None for an unconditional model."""
+        return None
+
+    # --- the parts ------------------------------------------------------------------
+    def posterior(self, x: torch.Tensor, c: torch.Tensor | None = None) -> DiagonalGaussian:
+        """q(z | x [, c]); x (B, D) -> parameters (B, Z)."""
+        mean, logvar = self.encoder(x, c).chunk(2, dim=-1)
+        return DiagonalGaussian(mean, logvar)
+
+    def prior_encoder(self, u: torch.Tensor) -> DiagonalGaussian:
+        """The encoder as the prior sees it (VampPrior pseudo-inputs carry no label)."""
+        c = None
+        if self.cond_dim:
+            c = u.new_zeros(u.shape[0], self.cond_dim)
+        return self.posterior(u, c)
+
+    def decode(self, z: torch.Tensor, c: torch.Tensor | None = None) -> torch.Tensor:
+        """z (..., B, Z) -> likelihood parameters (..., B, P*D).  Nets see a flat batch."""
+        lead = z.shape[:-1]
+        flat = z.reshape(-1, z.shape[-1])
+        if c is not None:
+            c = c.expand(*lead, c.shape[-1]).reshape(-1, c.shape[-1])
+        return self.decoder(flat, c).reshape(*lead, -1)
+
+    def log_weights(self, x: torch.Tensor, k: int = 1, y: torch.Tensor | None = None,
+                    x_in: torch.Tensor | None = None) -> LogWeights:
+        """k importance samples per example.  x (B, D) is the target; the encoder sees
+        ``x_in`` when given (a corrupted copy, for the denoising bound).  -> (k, B) terms."""
+        c = self.condition(y)
+        q = self.posterior(x if x_in is None else x_in, c)
+        z = q.rsample(k)  # (k, B, Z)
+        params = self.decode(z, c)  # (k, B, P*D)
+        return LogWeights(
+            log_px_z=self.likelihood.log_prob(params, x),
+            log_pz=self.prior.log_prob(z, self.prior_encoder),
+            log_qz_x=q.log_prob(z),
+        )
+
+    # --- for figures and diagnostics -----------------------------------------------
+    @torch.no_grad()
+    def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean images of p(x | z), z ~ p(z).  -> (n, D)."""
+        z = self.prior.sample(n, self.prior_encoder)
+        return self.likelihood.mean(self.decode(z, self.condition(y)))
+
+    @torch.no_grad()
+    def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean of p(x | z = E_q[z]).  -> (B, D)."""
+        c = self.condition(y)
+        return self.likelihood.mean(self.decode(self.posterior(x, c).mean, c))
+
+    @torch.no_grad()
+    def latent_means(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """E_q[z | x] of the latent that meets the prior.  -> (B, Z)."""
+        return self.posterior(x, self.condition(y)).mean
+
+    @torch.no_grad()
+    def decode_mean(self, z: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """Mean image for given latents (the 2-D manifold figure).  z (N, Z) -> (N, D)."""
+        return self.likelihood.mean(self.decode(z, self.condition(y)))

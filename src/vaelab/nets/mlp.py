@@ -1,0 +1,55 @@
+"""Fully connected bodies: K&W (2014) appendix C, one or more hidden layers."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+from ..registry import NETS
+
+_ACTIVATIONS = {
+    "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU,
+    "softplus": nn.Softplus, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
+}
+
+
+def activation(name: str) -> nn.Module:
+    return _ACTIVATIONS[name]()  # names are validated by ModelConfig
+
+
+class MLP(nn.Module):
+    """in -> hidden... -> out with an activation after every hidden layer.
+
+    A conditioning vector, when given, is concatenated to the input (Sohn et al. 2015).
+    """
+
+    def __init__(self, in_dim: int, hidden: tuple[int, ...], out_dim: int, act: str, cond_dim: int = 0):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = in_dim + cond_dim
+        for h in hidden:
+            layers += [nn.Linear(width, h), activation(act)]
+            width = h
+        layers.append(nn.Linear(width, out_dim))
+        self.net = nn.Sequential(*layers)
+        self.cond_dim = cond_dim
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        if cond is not None:
+            # (..., D) ++ (B, C) broadcast over leading sample dims -> (..., D + C)
+            x = torch.cat([x, cond.expand(*x.shape[:-1], cond.shape[-1])], dim=-1)
+        return self.net(x)
+
+
+@NETS.register("mlp")
+class MLPArchitecture:
+    @staticmethod
+    def encoder(cfg, image_shape, out_dim: int, cond_dim: int = 0) -> nn.Module:
+        c, h, w = image_shape
+        return MLP(c * h * w, tuple(cfg.hidden), out_dim, cfg.activation, cond_dim)
+
+    @staticmethod
+    def decoder(cfg, in_dim: int, image_shape, n_params: int, cond_dim: int = 0) -> nn.Module:
+        c, h, w = image_shape
+        # The decoder mirrors the encoder's hidden sizes (K&W use equal sizes).
+        return MLP(in_dim, tuple(reversed(cfg.hidden)), n_params * c * h * w, cfg.activation, cond_dim)

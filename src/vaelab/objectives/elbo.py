@@ -1,0 +1,31 @@
+"""The ELBO and the beta-ELBO.
+
+ELBO (Kingma & Welling 2014, eq. 3): E_q[log p(x|z)] - KL(q(z|x) || p(z)), estimated with
+``k`` reparameterised samples as the mean of log w.  beta-VAE (Higgins et al. 2017,
+eq. 4) weights the KL by beta; beta may ramp linearly from 0 over ``warmup_epochs``
+(Bowman et al. 2016; Sonderby et al. 2016).  With beta = 1 and no warm-up the objective
+*is* the ELBO.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..registry import OBJECTIVES
+from .base import Objective
+
+
+@OBJECTIVES.register("elbo")
+class ELBO(Objective):
+    def beta_at(self, progress: float) -> float:
+        if self.cfg.warmup_epochs <= 0:
+            return self.cfg.beta
+        return self.cfg.beta * min(1.0, progress / self.cfg.warmup_epochs)
+
+    def __call__(self, model, x, y=None, progress: float = 1.0) -> dict[str, torch.Tensor]:
+        lw = model.log_weights(x, self.cfg.k, y, x_in=self.encoder_input(x))  # (k, B) terms
+        recon = lw.log_px_z.mean(0)  # (B,)
+        kl = lw.kl.mean(0)  # (B,)
+        beta = self.beta_at(progress)
+        objective = recon - kl if beta == 1.0 else recon - beta * kl
+        return {"objective": objective, "elbo": recon - kl, "recon": recon, "kl": kl}

@@ -1,0 +1,1 @@
+"""Sweeps: experiments as data, expanded into runs, executed locally or on Ray."""

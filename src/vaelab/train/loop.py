@@ -1,0 +1,231 @@
+"""The training loop.
+
+Speed: the training set lives on the device as one contiguous tensor; each epoch it is
+binarised in one call (dynamic binarisation) and permuted once, and minibatches are
+slices of it: no DataLoader, no per-batch Python sampling.
+
+Exact resume: every random draw of epoch e (binarisation, shuffling, reparameterisation
+noise) comes from the global RNG re-seeded with (seed, e) at the start of the epoch, and
+a checkpoint is written after every epoch.  A run killed at any moment and resumed
+recomputes the interrupted epoch from the same state and the same seed, so it ends
+bit-for-bit where an uninterrupted run ends (on the CPU).
+
+NaN guard: a non-finite loss stops the epoch at once; the run rolls back to the last
+good checkpoint (the start of the epoch) and retries with the learning rate halved, up
+to ``train.nan_retries`` times, then fails naming the epoch and step.  Nothing
+non-finite is ever written to metrics or checkpoints.
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from tqdm.auto import tqdm
+
+from ..config import RunConfig
+from ..data import Dataset, binarize_dynamic, load_dataset
+from ..errors import CheckpointError, TrainingDiverged
+from ..models import DataInfo, build_model
+from ..objectives import build_objective
+from .checkpoint import TrainState, list_checkpoints, load_latest, save_checkpoint
+from .optim import build_optimizer, lr_at
+from .rundir import RunDir
+
+EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    # Distinct, reproducible stream per (seed, epoch); within 63 bits for manual_seed.
+    return (seed * 1_000_003 + epoch * 7919 + 12345) % (2 ** 63 - 1)
+
+
+def data_info(ds: Dataset) -> DataInfo:
+    return DataInfo(tuple(ds.image_shape), bool(ds.binary), int(ds.num_classes))
+
+
+class NonFinite(Exception):
+    def __init__(self, step: int, what: str):
+        super().__init__(what)
+        self.step = step
+        self.what = what
+
+
+class Trainer:
+    """Owns the model, optimiser, objective and data of one run directory."""
+
+    def __init__(self, cfg: RunConfig, run_dir: str | Path, data_dir: str | Path | None = None,
+                 resume: bool = False, progress: bool = True, callback: EpochCallback | None = None,
+                 dataset: Dataset | None = None):
+        self.run = RunDir(Path(run_dir))
+        if resume and self.run.exists():
+            # The saved config is the run's identity; only the epoch budget may change
+            # (to train a finished run for longer).
+            saved, _ = self.run.read_config()
+            cfg = saved.replace(**{"train.epochs": cfg.train.epochs})
+        elif not resume and (self.run.exists() or list_checkpoints(self.run.ckpt_dir)):
+            raise CheckpointError(f"{self.run.path} already holds a run; pass --resume to continue it, "
+                                  f"or choose another --out")
+        self.cfg = cfg
+        self.progress = progress
+        self.callback = callback
+        if cfg.train.threads:
+            torch.set_num_threads(cfg.train.threads)
+        self.device = resolve_device(cfg.train.device)
+        self.ds = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
+        self.info = data_info(self.ds)
+        torch.manual_seed(cfg.train.seed)  # weight initialisation
+        self.model = build_model(cfg.model, self.info).to(self.device)
+        self.objective = build_objective(cfg.objective)
+        self.opt = build_optimizer(self.model.parameters(), cfg.optim)
+        self.state = TrainState()
+        self._to_device()
+        self.run.path.mkdir(parents=True, exist_ok=True)
+        self.run.write_config(cfg, self.info)
+        loaded = load_latest(self.run.ckpt_dir) if resume else None
+        if loaded is not None:
+            self._restore(loaded)
+        else:
+            save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state)  # epoch 0: rollback target
+
+    def _to_device(self) -> None:
+        d = self.device
+        self.train_x = self.ds.train.x.to(d)
+        self.train_y = self.ds.train.y.to(d)
+        self.valid_x = self.ds.valid.x.to(d)
+        self.valid_y = self.ds.valid.y.to(d)
+        self.use_labels = self.model.cond_dim > 0
+
+    def _restore(self, loaded) -> None:
+        try:
+            self.model.load_state_dict(loaded.model_state())
+            self.opt.load_state_dict(loaded.optim_state())
+        except (RuntimeError, KeyError, ValueError) as err:
+            raise CheckpointError(f"{loaded.path} does not fit this run's model: {str(err).splitlines()[0]}") from None
+        self.state = loaded.train_state()
+
+    # --- one epoch -------------------------------------------------------------------
+    def _set_lr(self, epoch: int) -> float:
+        lr = lr_at(self.cfg.optim, epoch) * self.state.lr_scale
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        cfg = self.cfg
+        torch.manual_seed(epoch_seed(cfg.train.seed, epoch))
+        x_all = binarize_dynamic(self.train_x) if self.ds.dynamic else self.train_x
+        perm = torch.randperm(x_all.shape[0], device=self.device)
+        x_all = x_all[perm]  # one gather per epoch; batches below are contiguous slices
+        y_all = self.train_y[perm] if self.use_labels else None
+        n, bs = x_all.shape[0], cfg.train.batch_size
+        steps = math.ceil(n / bs)
+        sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # objective, elbo
+        self.model.train()
+        bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
+                   disable=not self.progress, leave=False, file=sys.stderr)
+        for step in bar:
+            x = x_all[step * bs:(step + 1) * bs]
+            y = None if y_all is None else y_all[step * bs:(step + 1) * bs]
+            terms = self.objective(self.model, x, y, progress=epoch + step / steps)
+            loss = -terms["objective"].mean()
+            if not torch.isfinite(loss):
+                raise NonFinite(step, f"loss is {loss.item()}")
+            self.opt.zero_grad(set_to_none=True)
+            loss.backward()
+            self.opt.step()
+            with torch.no_grad():
+                sums += torch.stack([terms["objective"].detach().sum(), terms["elbo"].detach().sum()]).double()
+        bar.close()
+        for p in self.model.parameters():
+            if not torch.isfinite(p).all():
+                raise NonFinite(steps - 1, "a weight became non-finite")
+        obj, elbo = (sums / n).tolist()
+        return {"train_objective": obj, "train_elbo": elbo}
+
+    @torch.no_grad()
+    def _valid_elbo(self, epoch: int) -> float:
+        self.model.eval()
+        total = 0.0
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.manual_seed(epoch_seed(self.cfg.train.seed + 1, epoch))
+            for i in range(0, self.valid_x.shape[0], 1000):
+                x = self.valid_x[i:i + 1000]
+                y = self.valid_y[i:i + 1000] if self.use_labels else None
+                total += float(self.model.log_weights(x, 1, y).log_w.sum())
+        self.model.train()
+        return total / self.valid_x.shape[0]
+
+    # --- the loop --------------------------------------------------------------------
+    def fit(self) -> TrainState:
+        cfg = self.cfg
+        while self.state.epoch < cfg.train.epochs:
+            epoch = self.state.epoch
+            lr = self._set_lr(epoch)
+            t0 = time.perf_counter()
+            try:
+                stats = self._train_epoch(epoch)
+            except NonFinite as bad:
+                self._recover(epoch, bad)
+                continue
+            valid = self._valid_elbo(epoch)
+            seconds = time.perf_counter() - t0
+            if not math.isfinite(valid):
+                self._recover(epoch, NonFinite(-1, f"validation ELBO is {valid}"))
+                continue
+            row = {"epoch": epoch + 1, **stats, "valid_elbo": valid, "lr": lr, "seconds": round(seconds, 4)}
+            self.state.epoch = epoch + 1
+            self.state.metrics.append(row)
+            self.state.train_seconds += seconds
+            save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state)
+            self.run.write_metrics(self.state.metrics)
+            if self.progress:
+                print(f"epoch {epoch + 1}/{cfg.train.epochs}  train elbo {stats['train_elbo']:.2f}  "
+                      f"valid elbo {valid:.2f}  {seconds:.1f}s", file=sys.stderr, flush=True)
+            if self.callback:
+                self.callback(epoch + 1, row)
+        return self.state
+
+    def _recover(self, epoch: int, bad: NonFinite) -> None:
+        where = f"epoch {epoch + 1}" + (f", step {bad.step + 1}" if bad.step >= 0 else "")
+        if self.state.retries >= self.cfg.train.nan_retries:
+            raise TrainingDiverged(
+                f"training diverged at {where}: {bad.what} after {self.state.retries} learning-rate halvings; "
+                f"lower --lr (now {self.cfg.optim.lr:g}) or raise train.nan_retries")
+        loaded = load_latest(self.run.ckpt_dir)
+        if loaded is None:
+            raise TrainingDiverged(f"training diverged at {where}: {bad.what}, and no checkpoint to roll back to")
+        retries, scale = self.state.retries + 1, self.state.lr_scale * 0.5
+        self._restore(loaded)
+        self.state.retries, self.state.lr_scale = retries, scale
+        print(f"vaelab: warning: {bad.what} at {where}; rolled back to epoch {self.state.epoch} "
+              f"and halved the learning rate (retry {retries}/{self.cfg.train.nan_retries})",
+              file=sys.stderr, flush=True)
+
+
+def train_run(cfg: RunConfig, run_dir: str | Path, data_dir: str | Path | None = None, resume: bool = False,
+              progress: bool = True, callback: EpochCallback | None = None,
+              dataset: Dataset | None = None) -> TrainState:
+    """Train (or resume) one run; returns its final state.  A run that fails before its
+    first checkpoint leaves no directory behind."""
+    run_path = Path(run_dir)
+    fresh = not run_path.exists()
+    try:
+        trainer = Trainer(cfg, run_path, data_dir, resume, progress, callback, dataset)
+    except BaseException:
+        if fresh and run_path.exists():
+            shutil.rmtree(run_path, ignore_errors=True)
+        raise
+    return trainer.fit()

@@ -1,0 +1,47 @@
+"""Optimisers by name, and learning-rate schedules."""
+
+from __future__ import annotations
+
+import torch
+
+from ..config import OptimConfig
+from ..registry import OPTIMIZERS
+
+
+@OPTIMIZERS.register("adam")
+def _adam(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    # foreach: one fused kernel launch per step over all tensors instead of one per tensor.
+    return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
+                            weight_decay=cfg.weight_decay, foreach=True)
+
+
+@OPTIMIZERS.register("adagrad")
+def _adagrad(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay, foreach=True)
+
+
+@OPTIMIZERS.register("sgd")
+def _sgd(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.betas[0], weight_decay=cfg.weight_decay, foreach=True)
+
+
+def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    return OPTIMIZERS.get(cfg.name)(params, cfg)
+
+
+def burda_stages(n_stages: int = 8) -> list[int]:
+    """Epochs per stage of Burda et al. (2015), sec. 5: 3^i epochs, i = 0..7 (3280 in all)."""
+    return [3 ** i for i in range(n_stages)]
+
+
+def lr_at(cfg: OptimConfig, epoch: int) -> float:
+    """Learning rate for 0-based ``epoch`` (before any NaN-guard halving)."""
+    if cfg.schedule == "constant":
+        return cfg.lr
+    # burda: lr * 10^(-i/7) during stage i; the last stage's rate holds beyond 3280 epochs.
+    start = 0
+    for i, length in enumerate(burda_stages()):
+        if epoch < start + length:
+            return cfg.lr * 10 ** (-i / 7)
+        start += length
+    return cfg.lr * 10 ** (-7 / 7)
