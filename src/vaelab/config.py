@@ -319,25 +319,74 @@ def preset_dict(name: str) -> dict[str, Any]:
     return data
 
 
+def _split_by_latent(layer: Mapping[str, Any], where: str) -> tuple[dict[str, Any], dict[int, Any]]:
+    """A layer without its ``by_latent`` table, and the table keyed by int latent size."""
+    layer = dict(layer)
+    table = layer.pop("by_latent", None)
+    if table is None:
+        return layer, {}
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"config key 'by_latent' ({where}): expected a mapping latent -> settings, got {table!r}")
+    out: dict[int, Any] = {}
+    for key, value in table.items():
+        try:
+            latent = int(key)
+        except (TypeError, ValueError):
+            latent = None
+        if latent is None or isinstance(key, bool) or str(latent) != str(key).strip():
+            raise ConfigError(f"config key 'by_latent.{key}' ({where}): keys are latent sizes (integers)")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"config key 'by_latent.{key}' ({where}): expected a mapping of settings, "
+                              f"got {value!r}")
+        if isinstance(value.get("model"), Mapping) and "latent" in value["model"]:
+            raise ConfigError(f"config key 'by_latent.{key}.model.latent' ({where}): by_latent cannot set the latent")
+        if "by_latent" in value:
+            raise ConfigError(f"config key 'by_latent.{key}.by_latent' ({where}): cannot nest")
+        out[latent] = dict(value)
+    return layer, out
+
+
 def resolve_dict(file_data: Mapping[str, Any] | None = None, preset: str | None = None,
                  overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """Layer defaults < preset < config file < dotted overrides into one plain dict.
 
     A config file may name its starting preset with a top-level ``preset:`` key; an
     explicit ``preset`` argument (the ``--model`` flag) wins over it.
+
+    Any layer may carry ``by_latent: {3: {optim: {lr: 0.01}}}``: settings for one latent
+    size (the study tunes the learning rate per latent size).  Once the final
+    ``model.latent`` is known, a layer's entry for it is merged just above that layer and
+    beneath every later one, so ``--lr`` still wins over a preset's per-latent lr.
     """
     file_data = dict(file_data or {})
     file_preset = file_data.pop("preset", None)
     name = preset or file_preset
-    layered: dict[str, Any] = {}
+    preset_data: dict[str, Any] = {}
     if name is not None:
         if not isinstance(name, str):
             raise ConfigError(f"config key 'preset': expected a preset name, got {name!r}")
-        layered = preset_dict(name)
+        preset_data = preset_dict(name)
         if preset is not None and file_preset not in (None, preset):
             file_data.pop("name", None)
-    layered = merge(layered, file_data)
-    layered = merge(layered, unflatten(overrides or {}))
+    layers = [
+        _split_by_latent(preset_data, f"preset {name}"),
+        _split_by_latent(file_data, "config file"),
+        _split_by_latent(unflatten(overrides or {}), "overrides"),
+    ]
+    base: dict[str, Any] = {}
+    for layer, _ in layers:
+        base = merge(base, layer)
+    model = base.get("model")
+    latent = model.get("latent", ModelConfig.latent) if isinstance(model, Mapping) else ModelConfig.latent
+    try:
+        latent = int(latent)
+    except (TypeError, ValueError):
+        latent = None  # not an int: RunConfig.from_dict reports it with its key
+    layered: dict[str, Any] = {}
+    for layer, table in layers:
+        layered = merge(layered, layer)
+        if latent in table:
+            layered = merge(layered, table[latent])
     return layered
 
 

@@ -12,6 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any, Callable
 
+from .faults import crash_point
+
 
 def _fsync_dir(path: Path) -> None:
     try:
@@ -37,6 +39,7 @@ def atomic_write(path: str | Path, write: Callable[[Path], None]) -> None:
         write(tmp_path)
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        crash_point("atomic_write:before_rename")
         os.replace(tmp_path, path)
     except BaseException:
         tmp_path.unlink(missing_ok=True)

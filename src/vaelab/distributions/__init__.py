@@ -3,8 +3,9 @@
 from .likelihoods import BernoulliLikelihood, GaussianLikelihood, Likelihood
 from .normal import LOG_2PI, DiagonalGaussian, standard_normal_log_prob
 from .priors import Prior, StandardNormalPrior
+from .vamp import VampPrior
 
 __all__ = [
     "LOG_2PI", "DiagonalGaussian", "standard_normal_log_prob", "Likelihood",
-    "BernoulliLikelihood", "GaussianLikelihood", "Prior", "StandardNormalPrior",
+    "BernoulliLikelihood", "GaussianLikelihood", "Prior", "StandardNormalPrior", "VampPrior",
 ]

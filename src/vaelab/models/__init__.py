@@ -7,6 +7,7 @@ from .. import distributions, nets  # noqa: F401  (register parts)
 from ..config import ModelConfig
 from ..registry import MODELS
 from .base import VAE, DataInfo, LogWeights
+from . import cvae, hierarchical  # noqa: F401,E402  (register "cvae", "hierarchical")
 
 __all__ = ["VAE", "DataInfo", "LogWeights", "build_model"]
 

@@ -10,7 +10,7 @@ an encoder and a decoder:
 ``cond_dim > 0`` means a conditioning vector (the CVAE's one-hot label) is fed in too.
 """
 
-from . import mlp  # noqa: F401  (registers "mlp")
+from . import conv, mlp  # noqa: F401  (register "conv", "mlp")
 from .mlp import MLP, activation
 
 __all__ = ["MLP", "activation"]

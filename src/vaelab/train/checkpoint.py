@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from .. import __version__
 from ..errors import CheckpointError
+from ..faults import crash_point
 from ..io import atomic_write, atomic_write_json, sha256_file
 
 FORMAT = 1
@@ -67,6 +68,7 @@ def save_checkpoint(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Opt
     stem = f"epoch-{state.epoch:06d}"
     weights = ckpt_dir / f"{stem}.safetensors"
     atomic_write(weights, lambda p: save_file(tensors, str(p), metadata={"vaelab_version": __version__}))
+    crash_point("checkpoint:between_weights_and_sidecar")
     sidecar = {
         "format": FORMAT, "vaelab_version": __version__, "epoch": state.epoch,
         "sha256": sha256_file(weights), "optim": opt_meta, "lr_scale": state.lr_scale,

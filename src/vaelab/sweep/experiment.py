@@ -1,0 +1,236 @@
+"""Experiments as data: a YAML file -> a list of resolved, validated runs.
+
+An experiment file (``configs/experiments/*.yaml``)::
+
+    name: table1
+    description: one paragraph
+    base: {preset: vae, data.binarize: seed-paper}       # every run starts from this
+    runs:                                                # the grid, built from combinators
+      product:
+        - sweep: {preset: [vae, vae-tuned, cvae]}
+        - sweep: {model.latent: [3, 5, 10, 20, 200]}
+    efforts:                                             # presets of effort: dotted overrides
+      smoke: {data.train_limit: 1000, train.epochs: 1, eval.k: 20}
+      paper: {eval.k: 5000}
+    report: {tables: [...], figures: [...]}              # see vaelab.report
+
+The grid combinators follow disentanglement_lib's ``sweep / product / zip / chain``; a
+node is one of
+
+* ``sweep: {KEY: [v1, v2, ...]}``   one point per value of one dotted key
+* ``set: {KEY: value, ...}``        one point setting several keys
+* ``product: [node, ...]``          every combination (later nodes win on shared keys)
+* ``zip: [node, ...]``              element-wise, all nodes the same length
+* ``chain: [node, ...]``            one after another
+
+Each point is layered as defaults < model preset (its ``preset`` key) < ``base`` < the
+point < the effort's overrides < ``--set`` flags (:func:`vaelab.config.resolve_dict`), then
+checked by :class:`~vaelab.config.RunConfig`.  A run's id is the first 12 hex digits of
+the sha256 of its resolved config's canonical JSON: the same config always gets the same
+id, in any experiment, on any machine.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..config import EXPERIMENT_DIR, RunConfig, read_yaml, resolve_dict, unflatten
+from ..errors import ConfigError
+from ..store import canonical_json
+
+TOP_KEYS = ("name", "description", "base", "runs", "efforts", "report")
+EFFORTS = ("smoke", "quick", "paper")  # every shipped experiment defines these three
+Point = dict[str, Any]
+
+
+# --- combinators ----------------------------------------------------------------------
+
+
+def sweep(key: str, values: Sequence[Any]) -> list[Point]:
+    return [{key: v} for v in values]
+
+
+def fixed(settings: Mapping[str, Any]) -> list[Point]:
+    return [dict(settings)]
+
+
+def product(parts: Sequence[list[Point]]) -> list[Point]:
+    out = []
+    for combo in itertools.product(*parts):
+        point: Point = {}
+        for p in combo:
+            point.update(p)
+        out.append(point)
+    return out
+
+
+def zip_(parts: Sequence[list[Point]]) -> list[Point]:
+    lengths = {len(p) for p in parts}
+    if len(lengths) > 1:
+        raise ConfigError(f"zip needs parts of one length, got lengths {sorted(len(p) for p in parts)}")
+    out = []
+    for combo in zip(*parts):
+        point: Point = {}
+        for p in combo:
+            point.update(p)
+        out.append(point)
+    return out
+
+
+def chain(parts: Sequence[list[Point]]) -> list[Point]:
+    return [dict(p) for part in parts for p in part]
+
+
+def flatten(tree: Mapping[str, Any], prefix: str = "") -> Point:
+    """``{"model": {"latent": 3}}`` -> ``{"model.latent": 3}``; dotted keys pass through.
+    ``by_latent`` tables stay whole (they are a layer of their own, see config.py)."""
+    out: Point = {}
+    for key, value in tree.items():
+        dotted = f"{prefix}{key}"
+        if isinstance(value, Mapping) and key != "by_latent":
+            out.update(flatten(value, dotted + "."))
+        else:
+            out[dotted] = value
+    return out
+
+
+def expand(node: Any, where: str = "runs") -> list[Point]:
+    """Parse one combinator node of an experiment file into its points."""
+    if isinstance(node, list):
+        return chain([expand(n, f"{where}[{i}]") for i, n in enumerate(node)])
+    if not isinstance(node, Mapping) or len(node) != 1:
+        raise ConfigError(f"experiment '{where}': expected one of sweep, set, product, zip or chain, "
+                          f"got {node!r}")
+    (op, arg), = node.items()
+    if op == "sweep":
+        if not isinstance(arg, Mapping) or len(arg) != 1:
+            raise ConfigError(f"experiment '{where}.sweep': expected {{KEY: [values]}} with one key, got {arg!r}")
+        (key, values), = arg.items()
+        if not isinstance(values, list) or not values:
+            raise ConfigError(f"experiment '{where}.sweep.{key}': expected a non-empty list, got {values!r}")
+        return sweep(str(key), values)
+    if op == "set":
+        if not isinstance(arg, Mapping):
+            raise ConfigError(f"experiment '{where}.set': expected a mapping of settings, got {arg!r}")
+        return fixed(flatten(arg))
+    combinators = {"product": product, "zip": zip_, "chain": chain}
+    if op not in combinators:
+        raise ConfigError(f"experiment '{where}': unknown combinator {op!r}; known: sweep, set, "
+                          f"product, zip, chain")
+    if not isinstance(arg, list) or not arg:
+        raise ConfigError(f"experiment '{where}.{op}': expected a non-empty list of nodes, got {arg!r}")
+    return combinators[op]([expand(n, f"{where}.{op}[{i}]") for i, n in enumerate(arg)])
+
+
+# --- runs and experiments -----------------------------------------------------------
+
+
+def run_id(cfg: RunConfig) -> str:
+    """First 12 hex digits of sha256(canonical JSON of the resolved config)."""
+    return hashlib.sha256(canonical_json(cfg.to_dict()).encode("utf-8")).hexdigest()[:12]
+
+
+@dataclass(frozen=True)
+class Run:
+    id: str
+    config: RunConfig
+    point: Point  # the grid point it came from (before the preset and effort)
+
+    @property
+    def label(self) -> str:
+        return f"{self.config.name} z={self.config.model.latent}"
+
+
+@dataclass(frozen=True)
+class Experiment:
+    name: str
+    description: str
+    path: Path
+    effort: str
+    runs: list[Run]
+    spec: dict[str, Any] = field(repr=False)  # the file's content, stored with the sweep
+
+    @property
+    def report(self) -> dict[str, Any]:
+        return self.spec.get("report") or {}
+
+
+def experiment_names() -> list[str]:
+    return sorted(p.stem for p in EXPERIMENT_DIR.glob("*.yaml"))
+
+
+def find_experiment(name_or_path: str | Path) -> Path:
+    """A shipped experiment by name (``table1``), or a YAML file by path."""
+    text = str(name_or_path)
+    path = Path(text)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"experiment file {path} does not exist")
+        return path
+    shipped = EXPERIMENT_DIR / f"{text}.yaml"
+    if not shipped.exists():
+        raise ConfigError(f"unknown experiment {text!r}; known: {', '.join(experiment_names())} "
+                          f"(or give a path to a YAML file)")
+    return shipped
+
+
+def _mapping(data: Mapping[str, Any], key: str, path: Path) -> dict[str, Any]:
+    value = data.get(key) or {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{path}: '{key}' must be a mapping, got {type(value).__name__}")
+    return dict(value)
+
+
+def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[str, Any] | None = None
+                    ) -> Experiment:
+    """Read an experiment file and expand it at one effort into resolved runs.
+
+    Every problem (unknown key, unknown effort, bad combinator, a point that does not
+    make a valid config) is a :class:`ConfigError` naming the file, before anything runs.
+    """
+    path = find_experiment(name_or_path)
+    data = read_yaml(path)
+    unknown = sorted(set(data) - set(TOP_KEYS))
+    if unknown:
+        raise ConfigError(f"{path}: unknown top-level key(s) {', '.join(map(repr, unknown))}; "
+                          f"known: {', '.join(TOP_KEYS)}")
+    if "runs" not in data:
+        raise ConfigError(f"{path}: no 'runs' grid")
+    name = str(data.get("name") or path.stem)
+    efforts = _mapping(data, "efforts", path)
+    if effort not in efforts:
+        known = ", ".join(efforts) or "none"
+        raise ConfigError(f"{path}: no effort preset {effort!r}; this experiment defines: {known}")
+    effort_over = flatten(efforts[effort] or {}) if isinstance(efforts[effort] or {}, Mapping) else None
+    if effort_over is None:
+        raise ConfigError(f"{path}: efforts.{effort} must be a mapping of KEY: value overrides")
+    base = flatten(_mapping(data, "base", path))
+    points = expand(data["runs"])
+    late = {**effort_over, **dict(overrides or {})}
+
+    runs: list[Run] = []
+    seen: set[str] = set()
+    for i, point in enumerate(points):
+        layered = {**base, **point}
+        try:
+            resolved = resolve_dict(unflatten(layered), None, late)
+            cfg = RunConfig.from_dict(resolved)
+        except ConfigError as err:
+            shown = ", ".join(f"{k}={v}" for k, v in point.items())
+            raise ConfigError(f"{path}: run {i + 1} ({shown}) at effort {effort}: {err}") from None
+        rid = run_id(cfg)
+        if rid not in seen:  # two grid points may resolve to one config: run it once
+            seen.add(rid)
+            runs.append(Run(rid, cfg, point))
+    if not runs:
+        raise ConfigError(f"{path}: the grid is empty")
+
+    report = data.get("report") or {}
+    from ..report.spec import validate_report_spec  # the report checks its own section
+
+    validate_report_spec(report, path)
+    return Experiment(name, str(data.get("description") or "").strip(), path, effort, runs, dict(data))
