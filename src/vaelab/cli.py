@@ -142,6 +142,89 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- sweeps and reports -----------------------------------------------------------------
+
+EXPERIMENT_SETS = {"all": ["table1", "frey", "standard"]}
+DEFAULT_EFFORT = "quick"
+
+
+def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]]):
+    from .sweep import load_experiment
+
+    expanded: list[str] = []
+    for name in names:
+        for part in name.split(","):
+            part = part.strip()
+            if part:
+                expanded.extend(EXPERIMENT_SETS.get(part, [part]))
+    if not expanded:
+        raise VaelabError("no experiment given")
+    overrides = dict(sets)
+    return [load_experiment(n, effort, overrides) for n in dict.fromkeys(expanded)]
+
+
+def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--preset", default=DEFAULT_EFFORT, metavar="EFFORT",
+                   help=f"effort preset: smoke (CI, < 3 min), quick (minutes to an hour), paper "
+                        f"(the study's protocol) [default {DEFAULT_EFFORT}]")
+    p.add_argument("--out", help="sweep directory: store.sqlite, runs/, report/ (default sweeps/EXPERIMENT-PRESET)")
+    p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
+    p.add_argument("--executor", default="local", help="local (worker processes) or ray")
+    p.add_argument("--address", default=None, metavar="HOST:PORT", help="Ray cluster to use (--executor ray)")
+    p.add_argument("--retry-failed", action="store_true", help="run failed runs again (from their checkpoints)")
+    p.add_argument("--set", dest="sets", action="append", type=_set_pair, default=[], metavar="KEY=VALUE",
+                   help="override a config key in every run, e.g. --set train.device=cuda (changes run ids)")
+    p.add_argument("--quiet", action="store_true", help="no progress display")
+    _add_data_dir(p)
+
+
+def _sweep(args: argparse.Namespace, exps, out: Path) -> int:
+    from .sweep import run_sweep
+
+    try:
+        result = run_sweep(exps, out, workers=args.workers, executor=args.executor, address=args.address,
+                           retry_failed=args.retry_failed, data_dir=args.data_dir, progress=not args.quiet)
+    except KeyboardInterrupt:
+        print(f"vaelab: interrupted; finished runs are stored and cut-off runs resume from their "
+              f"checkpoints: run the same command again", file=sys.stderr)
+        return 130
+    print(result.summary(), file=sys.stderr if not result.ok else sys.stdout)
+    return 0 if result.ok else 1
+
+
+def cmd_sweep(args: argparse.Namespace) -> int:
+    exps = _experiments([args.experiment], args.preset, args.sets)
+    out = Path(args.out or f"sweeps/{'+'.join(e.name for e in exps)}-{args.preset}")
+    if args.list:
+        for exp in exps:
+            for run in exp.runs:
+                print(f"{run.id}  {exp.name}  {run.label}")
+        return 0
+    return _sweep(args, exps, out)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    index = build_report(args.sweep, args.out, args.data_dir, progress=not args.quiet)
+    print(str(index))
+    return 0
+
+
+def cmd_reproduce(args: argparse.Namespace) -> int:
+    from .report import build_report
+
+    exps = _experiments([args.experiment], args.preset, args.sets)
+    label = args.experiment if args.experiment in EXPERIMENT_SETS else "+".join(e.name for e in exps)
+    out = Path(args.out or f"sweeps/{label}-{args.preset}")
+    code = _sweep(args, exps, out)
+    if code == 130:
+        return code
+    index = build_report(out, args.report_dir, args.data_dir, progress=not args.quiet)
+    print(f"report: {index}")
+    return code
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vaelab", description="Train, evaluate and compare VAEs.")
     parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
@@ -176,6 +259,26 @@ def build_parser() -> argparse.ArgumentParser:
             p.add_argument("--label", type=int, default=None, help="digit to generate (conditional models)")
         _add_data_dir(p)
         p.set_defaults(func=_cmd_images(which))
+
+    p = sub.add_parser("sweep", help="run an experiment's grid of runs (resumable; results in a SQLite store)")
+    p.add_argument("experiment", help="table1, frey, standard, all, a comma list, or a YAML file")
+    _add_sweep_flags(p)
+    p.add_argument("--list", action="store_true", help="print the runs (id, label) and exit")
+    p.set_defaults(func=cmd_sweep)
+
+    p = sub.add_parser("report", help="write tables, figures and index.html from a sweep's store")
+    p.add_argument("--sweep", required=True, metavar="DIR", help="sweep directory (holding store.sqlite)")
+    p.add_argument("--out", default=None, help="report directory (default DIR/report)")
+    p.add_argument("--quiet", action="store_true")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_report)
+
+    p = sub.add_parser("reproduce", help="sweep + report: regenerate the study's tables and figures")
+    p.add_argument("--experiment", default="all",
+                   help="all (= table1, frey, standard), or names/YAML files, comma-separated [default all]")
+    _add_sweep_flags(p)
+    p.add_argument("--report-dir", default=None, help="report directory (default OUT/report)")
+    p.set_defaults(func=cmd_reproduce)
 
     p = sub.add_parser("models", help="list the model presets")
     p.set_defaults(func=cmd_models)

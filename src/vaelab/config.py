@@ -74,8 +74,6 @@ class ModelConfig:
             _fail("model", "activation", f"must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.likelihood not in ("auto", "bernoulli", "gaussian"):
             _fail("model", "likelihood", f"must be auto, bernoulli or gaussian, got {self.likelihood!r}")
-        if self.latent > 100_000:
-            _fail("model", "latent", f"{self.latent} is larger than this machine can hold; use <= 100000")
 
 
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "elu", "softplus", "sigmoid", "gelu")

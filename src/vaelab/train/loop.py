@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig
 from ..data import Dataset, binarize_dynamic, load_dataset
 from ..errors import CheckpointError, TrainingDiverged
-from ..models import DataInfo, build_model
+from ..models import DataInfo, build_model, check_fits_memory
 from ..objectives import build_objective
 from .checkpoint import TrainState, list_checkpoints, load_latest, save_checkpoint
 from .optim import build_optimizer, lr_at
@@ -85,6 +85,7 @@ class Trainer:
         self.device = resolve_device(cfg.train.device)
         self.ds = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
         self.info = data_info(self.ds)
+        check_fits_memory(cfg.model, self.info, cfg.train.batch_size * cfg.objective.k)
         torch.manual_seed(cfg.train.seed)  # weight initialisation
         self.model = build_model(cfg.model, self.info).to(self.device)
         self.objective = build_objective(cfg.objective)

@@ -1,0 +1,233 @@
+"""Executors: how a sweep's queued runs get computed.  Registered by name in
+:data:`~vaelab.registry.EXECUTORS`; each has ``run(store, runs, owner, sweep_dir,
+data_dir, progress)``.
+
+* ``local``: N worker processes (spawned, not forked: torch and SQLite both dislike
+  fork).  Each worker is pinned to its own share of the cores (CPU affinity, and
+  ``torch.set_num_threads(cores // N)``), loads the dataset once, and takes queued runs
+  from the store until none is left.  Workers write their own results, so the store's
+  concurrency is what keeps them apart.  A worker whose sweep dies (kill -9) notices
+  within half a second and exits, so it never trains beside the run's next owner.
+* ``ray``: one Ray task per run on a cluster (``--address``) or a local instance.  The
+  driver claims each run and writes its result; tasks only train and evaluate, so the
+  store never leaves the driver's disk.  Run directories must be on a filesystem the
+  Ray workers share with the driver (any single machine; NFS or similar on a cluster).
+  Ray is an optional extra: ``pip install 'vaelab[ray]'``.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from ..errors import ConfigError
+from ..registry import EXECUTORS
+from ..store import Store, process_id
+from .experiment import Run
+from .runner import compute, record, run_dir
+
+POLL_S = 0.5
+
+
+def core_shares(workers: int, cores: Sequence[int] | None = None) -> list[list[int]]:
+    """Split the usable cores into ``workers`` disjoint shares (all cores for every worker
+    when there are fewer cores than workers)."""
+    if cores is None:
+        try:
+            cores = sorted(os.sched_getaffinity(0))
+        except AttributeError:
+            cores = list(range(os.cpu_count() or 1))
+    cores = list(cores)
+    if workers > len(cores):
+        return [cores] * workers
+    share = len(cores) // workers
+    return [cores[i * share:(i + 1) * share] for i in range(workers)]
+
+
+# --- local ----------------------------------------------------------------------------
+
+
+def _watch_parent(parent: int) -> None:
+    while True:
+        if os.getppid() != parent:
+            os._exit(70)  # our sweep is gone: stop at once; checkpoints and the store are crash-safe
+        time.sleep(POLL_S)
+
+
+def _worker_main(store_file: str, ids: list[str], owner: str, sweep_dir: str, data_dir: str | None,
+                 cores: list[int], parent: int) -> None:
+    """One local worker: claim a queued run, compute it, record it; repeat."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    if hasattr(os, "sched_setaffinity"):
+        try:
+            os.sched_setaffinity(0, cores)
+        except OSError:
+            pass
+    import torch
+
+    torch.set_num_threads(max(1, len(cores)))
+    me = process_id()
+    store = Store(store_file)
+    while True:
+        row = store.claim(ids, owner, me)
+        if row is None:
+            break
+        result = compute(row.config, run_dir(sweep_dir, row.id), data_dir)
+        record(store, row.id, result)
+    store.close()
+
+
+@EXECUTORS.register("local")
+class LocalExecutor:
+    def __init__(self, workers: int | None = None, address: str | None = None):
+        self.workers = workers
+
+    def run(self, store: Store, runs: Sequence[Run], *, owner: str, sweep_dir: Path, data_dir=None,
+            progress=None) -> None:
+        from .runner import default_workers
+
+        n = max(1, min(self.workers or default_workers(), len(runs)))
+        shares = core_shares(n)
+        ids = [r.id for r in runs]
+        ctx = mp.get_context("spawn")
+        args = (str(store.path), ids, owner, str(sweep_dir), None if data_dir is None else str(data_dir))
+        procs: list[Any] = []
+
+        def start(i: int):
+            p = ctx.Process(target=_worker_main, args=(*args, shares[i % n], os.getpid()),
+                            name=f"vaelab-worker-{i}", daemon=True)
+            p.start()
+            return p
+
+        if progress:
+            progress.log(f"local executor: {n} worker process(es), {len(shares[0])} core(s) and "
+                         f"torch thread(s) each")
+        procs = [start(i) for i in range(n)]
+        respawns = 0
+        try:
+            while procs:
+                if progress:
+                    progress.update()
+                time.sleep(POLL_S)
+                for i, p in enumerate(list(procs)):
+                    if p.is_alive():
+                        continue
+                    p.join()
+                    procs.remove(p)
+                    if p.exitcode != 0:
+                        self._orphaned_by(store, p.pid, p.exitcode, ids)
+                        if store.counts(ids)["queued"] and respawns < 2 * n:
+                            respawns += 1
+                            procs.append(start(i))
+        except BaseException:
+            for p in procs:
+                p.terminate()
+            for p in procs:
+                p.join(5)
+            raise
+        if progress:
+            progress.update()
+
+    @staticmethod
+    def _orphaned_by(store: Store, pid: int, exitcode: int | None, ids: Sequence[str]) -> None:
+        """A worker died (killed, out of memory): the run it held is failed, saying so."""
+        how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
+        for row in store.runs(ids, status="running"):
+            if row.worker and row.worker.split(":")[1:2] == [str(pid)]:
+                store.fail(row.id, f"worker process {pid} died ({how}) while running it; its checkpoints "
+                                   f"are kept: --retry-failed resumes it")
+
+
+# --- ray ------------------------------------------------------------------------------
+
+
+def _import_ray():
+    try:
+        import ray
+    except ImportError:
+        raise ConfigError("the ray executor needs Ray, an optional extra: pip install 'vaelab[ray]'") from None
+    return ray
+
+
+def _ray_task(config: dict, path: str, data_dir: str | None, threads: int) -> dict:
+    import torch
+
+    torch.set_num_threads(threads)
+    result = compute(config, path, data_dir)
+    result["worker"] = process_id()
+    return result
+
+
+@EXECUTORS.register("ray")
+class RayExecutor:
+    """``--workers`` caps the tasks in flight (default: the cluster's CPUs); each task
+    asks Ray for one CPU and uses one torch thread."""
+
+    def __init__(self, workers: int | None = None, address: str | None = None):
+        self.ray = _import_ray()
+        self.workers = workers
+        self.address = address
+
+    def run(self, store: Store, runs: Sequence[Run], *, owner: str, sweep_dir: Path, data_dir=None,
+            progress=None) -> None:
+        ray = self.ray
+        started = False
+        if not ray.is_initialized():
+            try:
+                ray.init(address=self.address, log_to_driver=False, include_dashboard=False,
+                         configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as err:
+                where = self.address or "a new local instance"
+                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                raise ConfigError(f"cannot start or reach Ray at {where}: {first}") from None
+            started = True
+        elif self.address:
+            print(f"vaelab: note: Ray is already initialised in this process; ignoring --address {self.address}",
+                  file=sys.stderr)
+        try:
+            self._run(ray, store, runs, owner, Path(sweep_dir).resolve(), data_dir, progress)
+        finally:
+            if started:
+                ray.shutdown()
+
+    def _run(self, ray, store, runs, owner, sweep_dir, data_dir, progress) -> None:
+        cpus = int(ray.cluster_resources().get("CPU", 1))
+        limit = max(1, min(self.workers or cpus, cpus, len(runs)))
+        task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
+        data = None if data_dir is None else str(Path(data_dir).resolve())
+        if progress:
+            progress.log(f"ray executor: {limit} task(s) at a time on a cluster of {cpus} CPU(s)")
+        pending = list(runs)
+        inflight: dict[Any, str] = {}
+        try:
+            while pending or inflight:
+                while pending and len(inflight) < limit:
+                    run = pending.pop(0)
+                    if not store.claim_id(run.id, owner, "ray"):
+                        continue  # taken by another sweep meanwhile
+                    ref = task.remote(run.config.to_dict(), str(run_dir(sweep_dir, run.id)), data, 1)
+                    inflight[ref] = run.id
+                ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
+                for ref in ready:
+                    rid = inflight.pop(ref)
+                    try:
+                        result = ray.get(ref)
+                    except Exception as err:  # the task's process died (lost node, out of memory)
+                        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                        result = {"ok": False, "error": f"ray task failed: {first}"}
+                    if result.get("worker"):
+                        store.set_worker(rid, result["worker"])
+                    record(store, rid, result)
+                if progress:
+                    progress.update()
+        except BaseException:
+            for ref in inflight:
+                ray.cancel(ref, force=True)
+            raise

@@ -1,0 +1,219 @@
+"""A sweep: experiments -> rows in the store -> runs executed -> one summary.
+
+A run's life::
+
+    queued --claim--> running (owner = this sweep, worker = the training process)
+           --train_run(resume=True) in SWEEP/runs/<id>/ --> evaluate_run --> done | failed
+
+``done`` (metrics, timings) is written in one transaction, so a finished result is
+either wholly in the store or not at all.  Restarting a sweep that was killed (Ctrl-C,
+kill -9, a lost machine): ``running`` rows whose sweep process is gone go back to
+``queued`` and resume from their last checkpoint; ``done`` rows are skipped; ``failed``
+rows stay failed unless ``retry_failed``.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+from ..config import RunConfig
+from ..errors import ConfigError, VaelabError
+from ..io import atomic_write_text
+from ..registry import EXECUTORS
+from ..store import Store, process_alive, process_id
+from .experiment import Experiment, Run
+
+STORE_FILE = "store.sqlite"
+RUNS_DIR = "runs"
+
+
+def store_path(sweep_dir: str | Path) -> Path:
+    return Path(sweep_dir) / STORE_FILE
+
+
+def run_dir(sweep_dir: str | Path, run_id: str) -> Path:
+    return Path(sweep_dir) / RUNS_DIR / run_id
+
+
+# --- one run ------------------------------------------------------------------------
+
+
+def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train (resuming from any checkpoint) and evaluate one run.  Never raises for a
+    failure of the run itself: returns ``{"ok": False, "error": one line}`` instead, so
+    one diverging model does not stop a sweep.  Programming errors keep their traceback
+    in ``RUN/error.txt``."""
+    from ..evaluate.run import evaluate_run
+    from ..train import train_run
+
+    path = Path(path)
+    try:
+        cfg = RunConfig.from_dict(config)
+        state = train_run(cfg, path, data_dir, resume=True, progress=False)
+        t0 = time.perf_counter()
+        metrics = evaluate_run(path, None, data_dir, cfg.train.device, progress=False, write=True)
+        return {"ok": True, "metrics": metrics, "epochs": state.epoch, "train_seconds": state.train_seconds,
+                "eval_seconds": time.perf_counter() - t0}
+    except VaelabError as err:
+        return {"ok": False, "error": f"{type(err).__name__}: {err}"}
+    except Exception as err:  # a bug: keep it loud, but in this run's row, not the whole sweep's
+        tb = traceback.format_exc()
+        try:
+            atomic_write_text(path / "error.txt", tb)
+        except OSError:
+            pass
+        print(tb, file=sys.stderr, flush=True)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return {"ok": False, "error": f"internal error {type(err).__name__}: {first} "
+                                      f"(traceback in {path / 'error.txt'})"}
+
+
+def record(store: Store, run_id: str, result: Mapping[str, Any]) -> str:
+    """Write a :func:`compute` result to the store; returns the final status."""
+    if result.get("ok"):
+        row = store.finish(run_id, result["metrics"], epochs=result.get("epochs"),
+                           train_seconds=result.get("train_seconds"), eval_seconds=result.get("eval_seconds"))
+        return row.status
+    store.fail(run_id, str(result.get("error") or "failed"))
+    return "failed"
+
+
+# --- the sweep ------------------------------------------------------------------------
+
+
+@dataclass
+class SweepResult:
+    sweep_dir: Path
+    total: int
+    done: int
+    failed: int
+    other: int  # queued or running elsewhere (another live sweep holds them)
+    seconds: float
+    failures: list[tuple[str, str, str]] = field(default_factory=list)  # (id, label, error)
+
+    @property
+    def ok(self) -> bool:
+        return self.failed == 0 and self.other == 0
+
+    def summary(self) -> str:
+        line = (f"sweep {self.sweep_dir}: {self.done}/{self.total} runs done, {self.failed} failed"
+                + (f", {self.other} not finished (held by another sweep)" if self.other else "")
+                + f" in {self.seconds:.0f}s")
+        if self.failures:
+            rid, label, err = self.failures[0]
+            line += f"; first failure {label} ({rid}): {err}"
+            if self.failed:
+                line += " (retry with --retry-failed)"
+        return line
+
+
+def _label(cfg: Mapping[str, Any]) -> str:
+    return f"{cfg.get('name')} {cfg.get('data', {}).get('dataset')} z={cfg.get('model', {}).get('latent')}"
+
+
+def prepare(experiments: Sequence[Experiment], sweep_dir: str | Path) -> tuple[Store, list[Run]]:
+    """Register the experiments and their runs in the sweep's store.  -> (store, the
+    union of their runs in grid order, each once)."""
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(store_path(sweep_dir))
+    runs: dict[str, Run] = {}
+    for exp in experiments:
+        store.add_experiment(exp.name, exp.effort, exp.spec,
+                             [(r.id, r.config.name, r.config.to_dict()) for r in exp.runs])
+        for r in exp.runs:
+            runs.setdefault(r.id, r)
+    return store, list(runs.values())
+
+
+def _wait_gone(ident: str | None, timeout: float = 15.0) -> None:
+    """A worker whose sweep died exits within a second (it watches its parent); wait so
+    that it never trains beside the run's next owner."""
+    deadline = time.monotonic() + timeout
+    while process_alive(ident) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def recover(store: Store, ids: Sequence[str], retry_failed: bool = False) -> tuple[int, int]:
+    """Re-queue runs cut off by a dead sweep (and failed ones if asked).  -> (resumed,
+    retried)."""
+    orphaned, _held = store.stale(ids)
+    for row in orphaned:
+        _wait_gone(row.worker)
+    resumed = store.requeue([r.id for r in orphaned], ("running",))
+    retried = store.requeue(list(ids), ("failed",)) if retry_failed else 0
+    return resumed, retried
+
+
+def default_workers() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, workers: int | None = None,
+              executor: str = "local", address: str | None = None, retry_failed: bool = False,
+              data_dir: str | Path | None = None, progress: bool = True) -> SweepResult:
+    """Run every queued run of ``experiments`` in ``sweep_dir`` and return the tally.
+
+    ``executor`` is a name in :data:`~vaelab.registry.EXECUTORS` (``local``, ``ray``).
+    Safe to call again on the same directory at any time: finished runs are skipped and
+    cut-off runs resume from their checkpoints."""
+    from . import executors  # noqa: F401  (register the executors)
+    from .progress import Progress
+
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be >= 1, got {workers}")
+    t0 = time.time()
+    sweep_dir = Path(sweep_dir)
+    exec_cls = EXECUTORS.get(executor)
+    if address and executor != "ray":
+        raise ConfigError("--address is for --executor ray")
+    store, runs = prepare(experiments, sweep_dir)
+    ids = [r.id for r in runs]
+    resumed, retried = recover(store, ids, retry_failed)
+    todo = [r for r in runs if store.get(r.id).status == "queued"]
+    counts = store.counts(ids)
+    names = "+".join(e.name for e in experiments)
+    efforts = "/".join(sorted({e.effort for e in experiments}))
+    note = []
+    if counts["done"]:
+        note.append(f"{counts['done']} already done")
+    if resumed:
+        note.append(f"{resumed} cut off earlier, resuming from checkpoints")
+    if retried:
+        note.append(f"{retried} failed earlier, retrying")
+    if counts["failed"]:
+        note.append(f"{counts['failed']} failed earlier (skipped; --retry-failed to retry)")
+    if counts["running"]:
+        note.append(f"{counts['running']} held by another live sweep")
+    mon = Progress(store, ids, sweep_dir, title=f"{names} ({efforts})", enabled=progress)
+    mon.log(f"sweep {names} at effort {efforts}: {len(ids)} runs, {len(todo)} to run"
+            + (f" ({'; '.join(note)})" if note else "") + f" -> {sweep_dir}")
+    if todo:
+        exe = exec_cls(workers=workers, address=address)
+        owner = process_id()
+        try:
+            exe.run(store, todo, owner=owner, sweep_dir=sweep_dir, data_dir=data_dir, progress=mon)
+        except BaseException:
+            # Ctrl-C or a crash of the sweep itself: what this sweep held goes back to the
+            # queue at once (a kill -9 is handled by the next start instead).
+            mine = [r.id for r in store.runs(ids, status="running") if r.owner == owner]
+            store.requeue(mine, ("running",))
+            mon.close()
+            raise
+    mon.close()
+    rows = store.runs(ids)
+    failures = [(r.id, _label(r.config), r.error or "") for r in rows if r.status == "failed"]
+    done = sum(r.status == "done" for r in rows)
+    result = SweepResult(sweep_dir, len(rows), done, len(failures), len(rows) - done - len(failures),
+                         time.time() - t0, failures)
+    store.close()
+    return result
