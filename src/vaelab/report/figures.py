@@ -1,0 +1,347 @@
+"""Figures as PNG, drawn from finished runs: their metrics.jsonl (learning curves) and
+their checkpoints (images).  One function per ``kind`` of the experiment file's
+``report.figures``, registered by name in :data:`FIGURES`; each returns the PNG paths it
+wrote, or raises :class:`FigureSkipped` saying why it could not be drawn.
+
+Every random draw (prior samples) is seeded, so a report rebuilt from the same store
+draws the same pictures.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+import torch
+
+from ..errors import VaelabError
+from ..io import atomic_write_bytes
+from ..registry import Registry
+from ..store import RunRow
+from .grid import make_grid
+from .spec import lookup, matches
+
+FIGURES: Registry = Registry("figure kind")
+SEED = 0
+DPI = 100
+
+
+class FigureSkipped(Exception):
+    """A figure that cannot be drawn from this store (no finished run matches...)."""
+
+
+@dataclass
+class Context:
+    sweep_dir: Path
+    out_dir: Path  # figures go here
+    data_dir: str | Path | None = None
+    labels: dict[str, str] = field(default_factory=dict)
+    device: str = "cpu"
+
+    def run_path(self, run: RunRow) -> Path:
+        return self.sweep_dir / "runs" / run.id
+
+
+# --- helpers -----------------------------------------------------------------------------
+
+
+def _figure(width: float, height: float):
+    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
+
+    return Figure(figsize=(width, height), dpi=DPI)
+
+
+def save_figure(fig, path: Path) -> Path:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=DPI)
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def select_done(spec: Mapping[str, Any], runs: Sequence[RunRow]) -> list[RunRow]:
+    chosen = [r for r in runs if r.status == "done" and matches(r.config, spec.get("select"))]
+    if not chosen:
+        wanted = ", ".join(f"{k}={v}" for k, v in (spec.get("select") or {}).items()) or "any run"
+        raise FigureSkipped(f"no finished run matches {wanted}")
+    return chosen
+
+
+def order_rows(spec: Mapping[str, Any], runs: list[RunRow]) -> list[RunRow]:
+    """The figure's ``rows: [name, ...]`` order first, then the rest in store order."""
+    order = [str(v) for v in spec.get("rows") or []]
+    rank = {name: i for i, name in enumerate(order)}
+    return sorted(runs, key=lambda r: rank.get(str(r.config.get("name")), len(order)))
+
+
+def run_labels(runs: Sequence[RunRow], labels: Mapping[str, str]) -> dict[str, str]:
+    """Display name per run: the experiment's label of its name, plus whatever config
+    keys tell apart runs that share a name (e.g. ``model.kind``)."""
+    out = {}
+    by_name: dict[str, list[RunRow]] = {}
+    for r in runs:
+        by_name.setdefault(str(r.config.get("name")), []).append(r)
+    for name, group in by_name.items():
+        base = labels.get(name, name)
+        if len(group) == 1:
+            out[group[0].id] = base
+            continue
+        diffs = _differing(group)
+        for r in group:
+            extra = ", ".join(f"{k.split('.')[-1]}={_short(lookup(r.config, k))}" for k in diffs[:2])
+            out[r.id] = f"{base} ({extra})" if extra else f"{base} ({r.id[:6]})"
+    return out
+
+
+def _short(v: Any) -> str:
+    return "x".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def _differing(runs: Sequence[RunRow]) -> list[str]:
+    def flat(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+        out = {}
+        for k, v in d.items():
+            if isinstance(v, Mapping):
+                out.update(flat(v, f"{prefix}{k}."))
+            else:
+                out[f"{prefix}{k}"] = json_key(v)
+        return out
+
+    flats = [flat(r.config) for r in runs]
+    keys = sorted(set().union(*flats))
+    prefer = ["model.latent", "model.kind", "model.arch", "objective.name", "objective.k"]
+    diff = [k for k in keys if len({f.get(k) for f in flats}) > 1]
+    return sorted(diff, key=lambda k: (prefer.index(k) if k in prefer else len(prefer), k))
+
+
+def json_key(v: Any) -> Any:
+    return tuple(v) if isinstance(v, list) else v
+
+
+def _load(ctx: Context, run: RunRow):
+    from ..train import RunDir
+
+    return RunDir(ctx.run_path(run)).load_model(ctx.device)  # model, cfg, info, sidecar
+
+
+def rows_figure(rows: Sequence[tuple[str, torch.Tensor]], image_shape: tuple[int, int, int], path: Path,
+                scale: float = 1.0) -> Path:
+    """One labelled strip of images per row: [(label, (n, D) images in [0, 1])]."""
+    grids = [make_grid(imgs, image_shape, nrow=imgs.shape[0]) for _, imgs in rows]
+    h = max(g.shape[0] for g in grids)
+    w = max(g.shape[1] for g in grids)
+    px = 2.2 * scale  # screen pixels per image pixel
+    label_w = 1.9
+    fig = _figure(label_w + w * px / DPI, len(rows) * (h * px / DPI + 0.08) + 0.1)
+    for i, ((label, _), g) in enumerate(zip(rows, grids)):
+        top = 1 - i / len(rows)
+        ax = fig.add_axes([label_w / fig.get_figwidth(), top - 1 / len(rows),
+                           1 - label_w / fig.get_figwidth(), 1 / len(rows) * 0.97])
+        ax.imshow(g, cmap="gray", vmin=0, vmax=1, interpolation="nearest", aspect="auto")
+        ax.set_axis_off()
+        fig.text(0.01, top - 0.5 / len(rows), label, ha="left", va="center", fontsize=9)
+    return save_figure(fig, path)
+
+
+# --- figure kinds --------------------------------------------------------------------------
+
+
+@FIGURES.register("curves")
+def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
+    """ELBO per epoch, validation solid and training dashed; a panel per ``panels`` value
+    (default the latent size), a line per ``lines`` value (default the run's name)."""
+    from ..train import RunDir
+
+    chosen = select_done(spec, runs)
+    panel_key, line_key = spec.get("panels", "model.latent"), spec.get("lines", "name")
+    panels: dict[Any, list[RunRow]] = {}
+    for r in chosen:
+        panels.setdefault(json_key(lookup(r.config, panel_key)), []).append(r)
+    keys = sorted(panels, key=lambda v: (isinstance(v, str), v))
+    ncol = min(len(keys), 5)
+    nrow = math.ceil(len(keys) / ncol)
+    fig = _figure(3.4 * ncol + 0.4, 2.9 * nrow + 0.6)
+    import matplotlib
+    from matplotlib.ticker import MaxNLocator
+
+    colors = matplotlib.colormaps["tab10"].colors
+    wanted = (spec.get("select") or {}).get(line_key)
+    order = [json_key(v) for v in wanted] if isinstance(wanted, list) else []
+    line_values = order + sorted({json_key(lookup(r.config, line_key)) for r in chosen} - set(order),
+                                 key=lambda v: (isinstance(v, str), v))
+
+    def display(key: str, v: Any) -> str:  # run names get their labels; other values say their key
+        return ctx.labels.get(v, v) if key == "name" else f"{key.split('.')[-1]} = {v}"
+
+    for i, pk in enumerate(keys):
+        ax = fig.add_subplot(nrow, ncol, i + 1)
+        for r in sorted(panels[pk], key=lambda r: line_values.index(json_key(lookup(r.config, line_key)))):
+            lv = json_key(lookup(r.config, line_key))
+            color = colors[line_values.index(lv) % len(colors)]
+            m = RunDir(ctx.run_path(r)).read_metrics()
+            if not m:
+                continue
+            ep = [row["epoch"] for row in m]
+            marker = "o" if len(ep) <= 12 else None
+            ax.plot(ep, [row["valid_elbo"] for row in m], color=color, marker=marker, ms=3,
+                    label=display(line_key, lv))
+            ax.plot(ep, [row["train_elbo"] for row in m], color=color, ls="--", marker=marker, ms=2, alpha=0.7)
+        ax.set_title(display(panel_key, pk), fontsize=10)
+        ax.set_xlabel("epoch")
+        if i % ncol == 0:
+            ax.set_ylabel("ELBO (nats)")
+        ax.grid(alpha=0.3)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7)
+    fig.suptitle("solid: validation ELBO, dashed: training ELBO (mean over the epoch)", fontsize=9)
+    fig.tight_layout()
+    return [save_figure(fig, path)]
+
+
+@FIGURES.register("reconstructions")
+def reconstructions(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
+    """The first n test images on top, then one row of reconstructions per run
+    (the mean of p(x | z = E_q[z|x]))."""
+    from ..evaluate.run import load_images
+
+    chosen = order_rows(spec, select_done(spec, runs))
+    n = int(spec.get("n", 10))
+    labels = run_labels(chosen, ctx.labels)
+    rows: list[tuple[str, torch.Tensor]] = []
+    shape = None
+    for r in chosen:
+        imgs, shape = load_images(ctx.run_path(r), "reconstructions", n, ctx.data_dir, ctx.device, None, SEED)
+        if not rows:
+            rows.append(("test images", imgs[:n]))
+        rows.append((labels[r.id], imgs[n:]))
+    return [rows_figure(rows, shape, path)]
+
+
+@FIGURES.register("samples")
+def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
+    """One row of n decoded prior samples per run; conditional models are asked for the
+    class ``condition`` (else the classes in turn)."""
+    from ..evaluate.run import load_images
+
+    chosen = order_rows(spec, select_done(spec, runs))
+    n = int(spec.get("n", 10))
+    labels = run_labels(chosen, ctx.labels)
+    rows = []
+    shape = None
+    for r in chosen:
+        model, _, _, _ = _load(ctx, r)
+        cond = spec.get("condition") if model.cond_dim else None
+        imgs, shape = load_images(ctx.run_path(r), "samples", n, ctx.data_dir, ctx.device, cond, SEED)
+        rows.append((labels[r.id] + (f" (y={cond})" if cond is not None else ""), imgs))
+    if len(rows) == 1 and n > 10:  # one model, many samples: a block, not a strip
+        per = math.ceil(math.sqrt(n * 1.6))
+        rows = [(rows[0][0] if i == 0 else "", rows[0][1][i:i + per]) for i in range(0, n, per)]
+        last = rows[-1][1]
+        if last.shape[0] < per:  # pad the last strip so every strip has the same width
+            rows[-1] = (rows[-1][0], torch.cat([last, torch.ones(per - last.shape[0], last.shape[1])]))
+    return [rows_figure(rows, shape, path)]
+
+
+@FIGURES.register("class_samples")
+def class_samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
+    """A conditional model asked for each class in turn: one row of n samples per class."""
+    from ..evaluate.run import load_images
+
+    run = select_done(spec, runs)[0]
+    model, _, info, _ = _load(ctx, run)
+    if not model.cond_dim:
+        raise FigureSkipped(f"run {run.id} ({run.config.get('name')}) is not a conditional model")
+    n = int(spec.get("n", 10))
+    rows = []
+    shape = info.image_shape
+    for c in range(info.num_classes):
+        imgs, shape = load_images(ctx.run_path(run), "samples", n, ctx.data_dir, ctx.device, c, SEED + c)
+        rows.append((f"y = {c}", imgs))
+    return [rows_figure(rows, shape, path)]
+
+
+@FIGURES.register("latent_map")
+def latent_map(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
+    """Posterior means E_q[z|x] of up to n test images, coloured by their label (3-D or
+    2-D latents; the study's fig. 7)."""
+    from ..data import load_dataset
+
+    run = select_done(spec, runs)[0]
+    model, cfg, info, _ = _load(ctx, run)
+    if cfg.model.latent not in (2, 3):
+        raise FigureSkipped(f"a latent map needs a 2-D or 3-D latent; run {run.id} has {cfg.model.latent}")
+    ds = load_dataset(cfg.data, ctx.data_dir)
+    n = int(spec.get("n", 2000))
+    x, y = ds.test.x[:n].to(ctx.device), ds.test.y[:n]
+    z = model.latent_means(x, y.to(ctx.device) if model.cond_dim else None).cpu().numpy()  # (n, Z)
+    labels = y.numpy()
+    fig = _figure(7.0, 6.0)
+    kw: dict[str, Any] = {"projection": "3d"} if z.shape[1] == 3 else {}
+    ax = fig.add_subplot(1, 1, 1, **kw)
+    import matplotlib
+
+    cmap = matplotlib.colormaps["tab10"]
+    has_labels = (labels >= 0).any()
+    for c in (sorted(set(labels.tolist())) if has_labels else [None]):
+        idx = labels == c if c is not None else np.ones(len(labels), dtype=bool)
+        style: dict[str, Any] = {"s": 5, "alpha": 0.7, "label": str(c),
+                                 "color": cmap(int(c) % 10) if c is not None else "k"}
+        if z.shape[1] == 3:
+            style["depthshade"] = False
+        ax.scatter(*[z[idx, j] for j in range(z.shape[1])], **style)
+    ax.set_xlabel("z1")
+    ax.set_ylabel("z2")
+    if z.shape[1] == 3:
+        ax.set_zlabel("z3")
+    if has_labels:
+        ax.legend(title="digit", markerscale=3, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
+    ax.set_title(f"{ctx.labels.get(cfg.name, cfg.name)}: E[z|x] of {len(labels)} test images", fontsize=10)
+    fig.tight_layout()
+    return [save_figure(fig, path)]
+
+
+@FIGURES.register("manifold")
+def manifold(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
+    """Decoder means over a size x size grid of a 2-D latent, placed by the inverse
+    Gaussian CDF of a regular grid on [0.05, 0.95]^2 (Kingma & Welling 2014, fig. 4).
+    One PNG per matching run."""
+    chosen = [r for r in select_done(spec, runs) if (r.config.get("model") or {}).get("latent") == 2]
+    if not chosen:
+        raise FigureSkipped("a manifold needs a finished run with a 2-D latent")
+    size = int(spec.get("size", 20))
+    out = []
+    labels = run_labels(chosen, ctx.labels)
+    for i, r in enumerate(chosen):
+        model, cfg, info, _ = _load(ctx, r)
+        if model.cond_dim or cfg.model.prior != "normal":
+            continue  # the grid's inverse-CDF placement assumes an unconditional N(0, I) prior
+        q = torch.linspace(0.05, 0.95, size)
+        u = torch.distributions.Normal(0.0, 1.0).icdf(q)
+        zz = torch.stack(torch.meshgrid(u, u.flip(0), indexing="xy"), dim=-1).reshape(-1, 2)  # (size^2, 2)
+        imgs = model.decode_mean(zz.to(ctx.device)).cpu()
+        grid = make_grid(imgs, info.image_shape, nrow=size)
+        c, h, w = info.image_shape
+        fig = _figure(max(4.0, grid.shape[1] * 1.6 / DPI), max(4.0, grid.shape[0] * 1.6 / DPI) + 0.3)
+        ax = fig.add_axes([0, 0, 1, 0.94])
+        ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_axis_off()
+        fig.suptitle(f"{labels[r.id]}: 2-D latent manifold", fontsize=10)
+        target = path if len(chosen) == 1 else path.with_name(f"{path.stem}-{r.id}.png")
+        out.append(save_figure(fig, target))
+    if not out:
+        raise FigureSkipped("no matching unconditional run with a standard normal prior")
+    return out
+
+
+def draw(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context) -> list[Path]:
+    """Draw one figure of the experiment's report spec.  VaelabErrors (a run directory
+    that is gone, missing data) skip the figure with their message."""
+    fn: Callable = FIGURES.get(spec["kind"])
+    path = ctx.out_dir / f"{spec['name']}.png"
+    try:
+        return fn(spec, runs, ctx, path)
+    except VaelabError as err:
+        raise FigureSkipped(str(err)) from None

@@ -1,0 +1,144 @@
+"""The ``report:`` section of an experiment file: which tables and figures to draw.
+
+::
+
+    report:
+      title: "Table 1 of the study"
+      labels: {vae: VAE, vae-tuned: VAE tuned}        # display names of run names
+      tables:
+        - name: table1                                 # -> table1.md, table1.csv
+          title: ...
+          rows: {key: name, order: [vae, vae-tuned]}   # a dotted config key per axis
+          columns: {key: model.latent, title: N_z}
+          reference:                                   # published numbers to compare with
+            source: "..."
+            metric: elbo                               # elbo | log_likelihood
+            note: "..."
+            values: {vae: {3: -137.64}}                # row value -> column value -> number
+      figures:
+        - {name: fig1-curves, kind: curves, select: {name: [vae, vae-tuned]}, caption: "..."}
+
+``select`` keeps the runs whose dotted config keys equal the given value (or one of the
+given list).  Checked when the experiment is loaded, so a typo fails before any training.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..errors import ConfigError
+
+# kind -> its own options (besides name, kind, select, caption)
+FIGURE_KINDS: dict[str, set[str]] = {
+    "curves": {"panels", "lines"},  # learning curves, one panel per value of `panels`
+    "reconstructions": {"n", "rows"},  # originals, then one row of reconstructions per run
+    "samples": {"n", "rows", "condition"},  # one row of prior samples per run
+    "class_samples": {"n"},  # a conditional model: one row per class
+    "latent_map": {"n"},  # E_q[z|x] of test images coloured by label (2-D or 3-D latents)
+    "manifold": {"size"},  # decoded grid over a 2-D latent (Kingma & Welling, fig. 4)
+}
+METRICS = ("elbo", "log_likelihood")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def _fail(path, where: str, msg: str) -> None:
+    raise ConfigError(f"{path}: report.{where}: {msg}")
+
+
+def _check_name(path, where: str, name: Any) -> None:
+    if not isinstance(name, str) or not _NAME.match(name):
+        _fail(path, where, f"name must be letters, digits, '.', '_' or '-' (a file name), got {name!r}")
+
+
+def _check_axis(path, where: str, axis: Any) -> None:
+    if not isinstance(axis, Mapping) or not isinstance(axis.get("key"), str):
+        _fail(path, where, f"expected {{key: dotted.config.key, ...}}, got {axis!r}")
+    extra = set(axis) - {"key", "order", "labels", "title"}
+    if extra:
+        _fail(path, where, f"unknown key(s) {sorted(extra)}; known: key, order, labels, title")
+    if "order" in axis and not isinstance(axis["order"], list):
+        _fail(path, f"{where}.order", "expected a list")
+    if "labels" in axis and not isinstance(axis["labels"], Mapping):
+        _fail(path, f"{where}.labels", "expected a mapping value -> label")
+
+
+def validate_report_spec(report: Any, path: str | Path = "experiment") -> None:
+    if not isinstance(report, Mapping):
+        raise ConfigError(f"{path}: 'report' must be a mapping, got {type(report).__name__}")
+    extra = set(report) - {"title", "labels", "tables", "figures"}
+    if extra:
+        _fail(path, "", f"unknown key(s) {sorted(extra)}; known: title, labels, tables, figures")
+    if not isinstance(report.get("labels", {}), Mapping):
+        _fail(path, "labels", "expected a mapping run name -> display name")
+    names: set[str] = set()
+    for i, table in enumerate(report.get("tables") or []):
+        where = f"tables[{i}]"
+        if not isinstance(table, Mapping):
+            _fail(path, where, f"expected a mapping, got {table!r}")
+        extra = set(table) - {"name", "title", "rows", "columns", "reference"}
+        if extra:
+            _fail(path, where, f"unknown key(s) {sorted(extra)}; known: name, title, rows, columns, reference")
+        _check_name(path, where, table.get("name"))
+        if table["name"] in names:
+            _fail(path, where, f"name {table['name']!r} used twice")
+        names.add(table["name"])
+        _check_axis(path, f"{where}.rows", table.get("rows"))
+        _check_axis(path, f"{where}.columns", table.get("columns"))
+        ref = table.get("reference")
+        if ref is not None:
+            if not isinstance(ref, Mapping) or not isinstance(ref.get("values"), Mapping):
+                _fail(path, f"{where}.reference", "expected {source, metric, note, values: {row: {column: number}}}")
+            if ref.get("metric") not in METRICS:
+                _fail(path, f"{where}.reference.metric", f"must be one of {', '.join(METRICS)}, got {ref.get('metric')!r}")
+            for row, cols in ref["values"].items():
+                if not isinstance(cols, Mapping) or not all(
+                        isinstance(v, (int, float)) and not isinstance(v, bool) for v in cols.values()):
+                    _fail(path, f"{where}.reference.values.{row}", f"expected {{column: number}}, got {cols!r}")
+    for i, fig in enumerate(report.get("figures") or []):
+        where = f"figures[{i}]"
+        if not isinstance(fig, Mapping):
+            _fail(path, where, f"expected a mapping, got {fig!r}")
+        _check_name(path, where, fig.get("name"))
+        if fig["name"] in names:
+            _fail(path, where, f"name {fig['name']!r} used twice")
+        names.add(fig["name"])
+        kind = fig.get("kind")
+        if kind not in FIGURE_KINDS:
+            _fail(path, f"{where}.kind", f"unknown figure kind {kind!r}; known: {', '.join(FIGURE_KINDS)}")
+        extra = set(fig) - {"name", "kind", "select", "caption"} - FIGURE_KINDS[kind]
+        if extra:
+            _fail(path, where, f"unknown option(s) {sorted(extra)} for a {kind} figure; known: "
+                               f"select, caption, {', '.join(sorted(FIGURE_KINDS[kind]))}")
+        if not isinstance(fig.get("select", {}), Mapping):
+            _fail(path, f"{where}.select", "expected a mapping dotted.key -> value or [values]")
+        for opt in ("n", "size"):
+            if opt in fig and (not isinstance(fig[opt], int) or isinstance(fig[opt], bool) or fig[opt] < 1):
+                _fail(path, f"{where}.{opt}", f"must be a positive integer, got {fig[opt]!r}")
+
+
+def lookup(config: Mapping[str, Any], dotted: str) -> Any:
+    """``lookup(cfg, "model.latent")`` on a config dict; None when absent."""
+    node: Any = config
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _same(a: Any, b: Any) -> bool:
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return list(a) == list(b)
+    return a == b or (a is not None and b is not None and str(a) == str(b))
+
+
+def matches(config: Mapping[str, Any], select: Mapping[str, Any] | None) -> bool:
+    """True when every ``key: value`` (or ``key: [values]``) of ``select`` holds."""
+    for key, want in (select or {}).items():
+        have = lookup(config, key)
+        options = want if isinstance(want, list) and not isinstance(have, (list, tuple)) else [want]
+        if not any(_same(have, w) for w in options):
+            return False
+    return True

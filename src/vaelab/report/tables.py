@@ -1,0 +1,263 @@
+"""Tables from the store: rows x columns of stored test results, with published
+reference numbers beside ours.
+
+Written as ``NAME.md`` (for people: an ELBO table with the reference and the difference,
+and a log-likelihood table) and ``NAME.csv`` (for programs: one line per cell, every
+number).  Only stored results are read; a cell whose run is not done says why.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping, Sequence
+
+from ..store import RunRow
+from .spec import lookup, matches
+
+
+@dataclass
+class Cell:
+    row: Any
+    column: Any
+    run: RunRow | None = None
+    reference: float | None = None
+
+    @property
+    def metrics(self) -> dict[str, Any]:
+        return (self.run.metrics or {}) if self.run is not None and self.run.status == "done" else {}
+
+    def value(self, metric: str) -> float | None:
+        v = self.metrics.get(metric)
+        return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
+
+    def difference(self, metric: str) -> float | None:
+        ours = self.value(metric)
+        if ours is None or self.reference is None:
+            return None
+        return ours - self.reference
+
+
+@dataclass
+class Table:
+    name: str
+    title: str
+    row_title: str
+    column_title: str
+    rows: list[Any]
+    columns: list[Any]
+    row_labels: dict[Any, str]
+    column_labels: dict[Any, str]
+    cells: dict[tuple[Any, Any], Cell]
+    reference: dict[str, Any] | None
+    protocol: str
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def ref_metric(self) -> str | None:
+        return (self.reference or {}).get("metric")
+
+    def cell(self, row: Any, column: Any) -> Cell:
+        return self.cells.get((row, column)) or Cell(row, column)
+
+
+def _key(value: Any) -> Any:
+    """Axis values compare as given, but YAML keys arrive as ints or strs: normalise
+    ints written as strings ('3' -> 3) so reference tables line up with configs."""
+    if isinstance(value, str) and value.lstrip("-").isdigit():
+        return int(value)
+    return value
+
+
+def _axis(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping[str, str]) -> tuple[list, dict]:
+    key = spec["key"]
+    present = []
+    for r in runs:
+        v = _key(lookup(r.config, key))
+        if v not in present:
+            present.append(v)
+    order = [_key(v) for v in spec.get("order", [])]
+    values = [v for v in order if v in present] + sorted((v for v in present if v not in order), key=_sort_key)
+    own = {_key(k): str(v) for k, v in (spec.get("labels") or {}).items()}
+    out_labels = {v: own.get(v) or (labels.get(v) if isinstance(v, str) else None) or str(v) for v in values}
+    return values, out_labels
+
+
+def _sort_key(v: Any) -> tuple:
+    return (0, v, "") if isinstance(v, (int, float)) else (1, 0, str(v))
+
+
+def protocol_text(runs: Sequence[RunRow], effort: str | None = None) -> str:
+    """One sentence saying how the numbers were made, from the runs' own configs and the
+    evaluation records: data, binarisation, training set, epochs, k, test images."""
+    done = [r for r in runs if r.status == "done" and r.metrics]
+    if not runs:
+        return "no runs"
+
+    def values(get) -> str:
+        seen = []
+        for r in runs:
+            v = get(r)
+            if v not in seen:
+                seen.append(v)
+        return "/".join(str(v) for v in seen)
+
+    datasets = values(lambda r: lookup(r.config, "data.dataset"))
+    binar = values(lambda r: lookup(r.config, "data.binarize"))
+    limit = values(lambda r: lookup(r.config, "data.train_limit") or "all")
+    epochs = values(lambda r: lookup(r.config, "train.epochs"))
+    k = values(lambda r: lookup(r.config, "eval.k"))
+    n_test = "/".join(sorted({str(r.metrics.get("n")) for r in done})) or "?"
+    parts = [f"{effort} preset" if effort else None,
+             f"{datasets} ({binar} binarisation)" if "mnist" in datasets else datasets,
+             f"{limit} training images", f"{epochs} epochs",
+             f"test ELBO and importance-sampled log-likelihood with k={k} on {n_test} test images",
+             "nats per image, higher is better"]
+    return "; ".join(p for p in parts if p) + "."
+
+
+def build_table(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping[str, str] | None = None,
+                effort: str | None = None) -> Table:
+    labels = dict(labels or {})
+    rows, row_labels = _axis(spec["rows"], runs, labels)
+    cols, col_labels = _axis(spec["columns"], runs, labels)
+    ref = spec.get("reference")
+    ref_values = {_key(r): {_key(c): float(v) for c, v in cols_.items()}
+                  for r, cols_ in ((ref or {}).get("values") or {}).items()}
+    for r, cols_ in ref_values.items():  # reference rows/columns with no run still show
+        if r not in rows:
+            rows.append(r)
+            row_labels[r] = labels.get(r, str(r)) if isinstance(r, str) else str(r)
+        for c in cols_:
+            if c not in cols:
+                cols.append(c)
+                col_labels[c] = str(c)
+    cells: dict[tuple[Any, Any], Cell] = {}
+    notes = []
+    for run in runs:
+        key = (_key(lookup(run.config, spec["rows"]["key"])), _key(lookup(run.config, spec["columns"]["key"])))
+        if key in cells and cells[key].run is not None:
+            notes.append(f"runs {cells[key].run.id} and {run.id} share the cell {key}; showing the first")
+            continue
+        cells[key] = Cell(*key, run=run)
+    for r in rows:
+        for c in cols:
+            cell = cells.setdefault((r, c), Cell(r, c))
+            cell.reference = ref_values.get(r, {}).get(c)
+    return Table(name=spec["name"], title=spec.get("title", spec["name"]),
+                 row_title=spec["rows"].get("title", spec["rows"]["key"]),
+                 column_title=spec["columns"].get("title", spec["columns"]["key"]),
+                 rows=rows, columns=cols, row_labels=row_labels, column_labels=col_labels, cells=cells,
+                 reference=dict(ref) if ref else None, protocol=protocol_text(runs, effort), notes=notes)
+
+
+# --- formatting ------------------------------------------------------------------------
+
+
+def fmt(v: float | None, signed: bool = False) -> str:
+    if v is None:
+        return ""
+    return f"{v:+.2f}" if signed else f"{v:.2f}"
+
+
+def _missing(cell: Cell) -> str:
+    if cell.run is None:
+        return "–"  # no run in this sweep
+    return {"queued": "queued", "running": "running", "failed": "failed"}.get(cell.run.status, "?")
+
+
+def cell_text(cell: Cell, metric: str) -> str:
+    v = cell.value(metric)
+    return fmt(v) if v is not None else _missing(cell)
+
+
+def _md_table(header: list[str], lines: list[list[str]], align: list[str]) -> str:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join(":---" if a == "l" else "---:" for a in align) + "|"]
+    out += ["| " + " | ".join(x.replace("|", "\\|") for x in line) + " |" for line in lines]
+    return "\n".join(out)
+
+
+def grids(table: Table) -> list[tuple[str, list[str], list[list[str]], list[str]]]:
+    """The tables to show, as (heading, header, lines, alignment).  Shared by the
+    Markdown and the HTML writers, so both always say the same."""
+    ref = table.reference
+    metric = table.ref_metric
+    out = []
+    name = {"elbo": "test ELBO", "log_likelihood": "IS log-likelihood"}
+    for m in ("elbo", "log_likelihood"):
+        k = _ks(table)
+        heading = f"{name[m]} (nats{f', k={k}' if m == 'log_likelihood' else ''})"
+        header = [table.row_title]
+        align = ["l"]
+        for c in table.columns:
+            header.append(f"{table.column_title}={table.column_labels[c]}" if table.column_title else str(c))
+            align.append("r")
+            if ref and metric == m:
+                header += ["study" if "study" in str(ref.get("source", "")) else "reference", "Δ"]
+                align += ["r", "r"]
+        lines = []
+        for r in table.rows:
+            line = [table.row_labels[r]]
+            for c in table.columns:
+                cell = table.cell(r, c)
+                line.append(cell_text(cell, m))
+                if ref and metric == m:
+                    line += [fmt(cell.reference), fmt(cell.difference(m), signed=True)]
+            lines.append(line)
+        out.append((heading, header, lines, align))
+    return out
+
+
+def _ks(table: Table) -> str:
+    ks = sorted({str(c.metrics.get("k")) for c in table.cells.values() if c.metrics})
+    return "/".join(ks) if ks else "?"
+
+
+def to_markdown(table: Table) -> str:
+    parts = [f"# {table.title}", "", f"Protocol: {table.protocol}", ""]
+    for heading, header, lines, align in grids(table):
+        parts += [f"## {heading}", "", _md_table(header, lines, align), ""]
+    if table.reference:
+        ref = table.reference
+        parts += [f"Reference: {ref.get('source', '')}. " + " ".join(str(ref.get("note", "")).split()), ""]
+    parts += ["Cells: a number, or the run's status (queued, running, failed); – means no run.", ""]
+    parts += [f"Note: {n}" for n in table.notes]
+    return "\n".join(parts).rstrip() + "\n"
+
+
+CSV_FIELDS = ["row", "row_label", "column", "column_label", "run_id", "status", "test_elbo",
+              "test_log_likelihood", "log_likelihood_sem", "k", "test_images", "reference_metric",
+              "reference", "difference", "active_units", "epochs", "train_seconds", "eval_seconds", "error"]
+
+
+def to_csv(table: Table) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=CSV_FIELDS, lineterminator="\n")
+    w.writeheader()
+    metric = table.ref_metric
+    for r in table.rows:
+        for c in table.columns:
+            cell = table.cell(r, c)
+            run, m = cell.run, cell.metrics
+            w.writerow({
+                "row": r, "row_label": table.row_labels[r], "column": c, "column_label": table.column_labels[c],
+                "run_id": run.id if run else "", "status": run.status if run else "missing",
+                "test_elbo": _num(cell.value("elbo")), "test_log_likelihood": _num(cell.value("log_likelihood")),
+                "log_likelihood_sem": _num(m.get("log_likelihood_sem")), "k": m.get("k", ""),
+                "test_images": m.get("n", ""), "reference_metric": metric or "",
+                "reference": _num(cell.reference),
+                "difference": _num(cell.difference(metric)) if metric else "",
+                "active_units": m.get("active_units", ""), "epochs": run.epochs if run and run.epochs else "",
+                "train_seconds": _num(run.train_seconds if run else None, 1),
+                "eval_seconds": _num(run.eval_seconds if run else None, 1),
+                "error": (run.error or "") if run else "",
+            })
+    return buf.getvalue()
+
+
+def _num(v: Any, digits: int = 4) -> str:
+    if not isinstance(v, (int, float)) or isinstance(v, bool) or not math.isfinite(v):
+        return ""
+    return f"{v:.{digits}f}"
