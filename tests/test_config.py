@@ -2,7 +2,7 @@
 
 import pytest
 
-from vaelab.config import RunConfig, load_config, preset_dict, preset_names, read_yaml, resolve_dict, PRESET_DIR
+from vaelab.config import PRESET_DIR, RunConfig, load_config, preset_dict, preset_names, read_yaml, resolve_dict
 from vaelab.errors import ConfigError
 
 STUDY_PRESETS = {"vae", "vae-tuned", "vae-cnn", "iwae", "dvae", "beta-vae", "cvae", "vampprior", "hvae"}

@@ -114,13 +114,15 @@ def test_not_a_store(tmp_path):
 
 
 WRITER = textwrap.dedent("""
-    import sys, time
+    import os, sys, time
     from vaelab.store import Store, process_id
     path, n, pause = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
     ids = [f"run{i:04d}" for i in range(n)]
     store = Store(path)
     me = process_id()
     print("ready", flush=True)
+    while not os.path.exists(path + ".go"):  # all writers start together
+        time.sleep(0.001)
     while True:
         row = store.claim(ids, me, me)
         if row is None:
@@ -133,7 +135,7 @@ WRITER = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_four_concurrent_writers_one_killed_mid_write(tmp_path):
-    n = 120
+    n = 200
     path = tmp_path / "store.sqlite"
     store, ids = _store_with_runs(path, n)
     script = tmp_path / "writer.py"
@@ -143,9 +145,10 @@ def test_four_concurrent_writers_one_killed_mid_write(tmp_path):
                               stdout=subprocess.PIPE, env=env) for i in range(4)]
     for p in procs:
         assert p.stdout.readline().strip() == b"ready"
+    Path(f"{path}.go").touch()
     victim = procs[0]  # pause 0: it is writing nearly all the time
     deadline = time.monotonic() + 20
-    while store.counts(ids)["done"] < n // 4 and time.monotonic() < deadline:
+    while store.counts(ids)["done"] < 12 and time.monotonic() < deadline:
         time.sleep(0.01)
     victim.send_signal(signal.SIGKILL)
     for p in procs:
@@ -156,7 +159,7 @@ def test_four_concurrent_writers_one_killed_mid_write(tmp_path):
     # The file is intact, every run has one row, and nothing half-written is visible.
     check = Store(path)
     assert check.integrity_ok()
-    assert check.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM runs").fetchone() == (n, n)
+    assert tuple(check.conn.execute("SELECT COUNT(*), COUNT(DISTINCT id) FROM runs").fetchone()) == (n, n)
     counts = check.counts(ids)
     assert counts["queued"] == 0 and counts["failed"] == 0
     assert counts["running"] <= 1  # at most the victim's claimed run

@@ -165,8 +165,9 @@ def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]]):
 
 def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", default=DEFAULT_EFFORT, metavar="EFFORT",
-                   help=f"effort preset: smoke (CI, < 3 min), quick (minutes to an hour), paper "
-                        f"(the study's protocol) [default {DEFAULT_EFFORT}]")
+                   help=f"effort preset: smoke (CI check, about a minute for all), quick (real numbers: about "
+                        f"40 min for all on 2 CPU cores), paper (the study's and Burda et al.'s full protocols: "
+                        f"days; use many cores or --executor ray) [default {DEFAULT_EFFORT}]")
     p.add_argument("--out", help="sweep directory: store.sqlite, runs/, report/ (default sweeps/EXPERIMENT-PRESET)")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
     p.add_argument("--executor", default="local", help="local (worker processes) or ray")

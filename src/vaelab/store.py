@@ -243,7 +243,7 @@ class Store:
             if pos is None:
                 pos = c.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM experiments").fetchone()
             c.execute("INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?, ?)",
-                      (name, effort, canonical_json(spec), pos[0], now))
+                      (name, effort, json.dumps(spec, allow_nan=False), pos[0], now))  # keeps key order
             c.execute("DELETE FROM members WHERE experiment = ?", (name,))
             for i, (run_id, run_name, config) in enumerate(runs):
                 cur = c.execute("INSERT OR IGNORE INTO runs (id, name, config, status, created_at) "

@@ -70,9 +70,9 @@ def test_vampprior_cvae_just_works():
 @pytest.mark.slow
 def test_samples_are_recognised_as_the_asked_digit(data_dir, tmp_path):
     cfg = RunConfig.from_dict({
-        "name": "cvae", "data": {"train_limit": 5000, "test_limit": 1000},
-        "model": {"kind": "cvae", "hidden": [200], "latent": 5, "activation": "relu"},
-        "optim": {"lr": 0.003}, "train": {"epochs": 6, "batch_size": 100, "seed": 0},
+        "name": "cvae", "data": {"train_limit": 4000, "test_limit": 1000},
+        "model": {"kind": "cvae", "hidden": [128], "latent": 5, "activation": "relu"},
+        "optim": {"lr": 0.005}, "train": {"epochs": 5, "batch_size": 100, "seed": 0},
     })
     trainer = Trainer(cfg, tmp_path / "cvae", data_dir, progress=False)
     trainer.fit()
@@ -104,7 +104,7 @@ def test_samples_are_recognised_as_the_asked_digit(data_dir, tmp_path):
     # whatever the classifier's biases.  With n = 1000 the count is then
     # Binomial(1000, 0.1) (mean 100, sd 9.5), and Hoeffding's bound gives
     # P(hit rate >= 0.4) <= exp(-2 * 1000 * 0.3^2) = exp(-180): a 40% threshold cannot be
-    # reached by chance.  This budget gives ~75%, so the threshold is not tight either.
+    # reached by chance.  This budget (200 steps) gives ~70%, so the threshold is not tight either.
     assert hit >= 0.4, hit
 
     # and the evaluation says what it computes: log p(x | y)

@@ -17,7 +17,7 @@ import torch
 import torch.nn as nn
 
 from vaelab.config import ModelConfig
-from vaelab.distributions import LOG_2PI, DiagonalGaussian, Likelihood
+from vaelab.distributions import LOG_2PI, Likelihood
 from vaelab.evaluate import importance_sampled
 from vaelab.models import DataInfo, build_model
 from vaelab.models.hierarchical import HierarchicalVAE
@@ -141,7 +141,8 @@ def linear_hierarchy(exact=True, seed=0):
     model.decoder2 = Affine(A, a, torch.log(torch.full((Z1,), S1 ** 2, dtype=F64)))
     model.decoder = Affine(W, b)
     model.likelihood = FixedStdGaussian()
-    marginal = torch.distributions.MultivariateNormal(W @ a + b, W @ prior_cov1 @ W.T + S ** 2 * torch.eye(D, dtype=F64))
+    cov_x = W @ prior_cov1 @ W.T + S ** 2 * torch.eye(D, dtype=F64)
+    marginal = torch.distributions.MultivariateNormal(W @ a + b, cov_x)
     x = marginal.sample((40,))
     return model, x, marginal.log_prob(x)
 

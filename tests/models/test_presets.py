@@ -82,6 +82,35 @@ def test_save_and_reload_round_trip(name, tmp_path):
     assert torch.equal(a, b)
 
 
+COMBINATIONS = {
+    "cnn-iwae": ("vae-cnn", {"objective.name": "iwae", "objective.k": 5}),
+    "vampprior-cvae": ("cvae", {"model.prior": "vamp", "model.pseudo_inputs": 20}),
+    "cnn-cvae": ("cvae", {"model.arch": "conv"}),
+    "cnn-hierarchy": ("iwae", {"model.arch": "conv", "objective.k": 3}),
+    "vamp-hierarchy-dvae": ("hvae", {"model.prior": "vamp", "model.pseudo_inputs": 20,
+                                     "objective.noise": "salt-pepper", "objective.noise_level": 0.1}),
+    "beta-vae-warmup": ("beta-vae", {"objective.warmup_epochs": 5}),
+}
+
+
+@pytest.mark.parametrize("combo", list(COMBINATIONS))
+def test_combinations_the_study_never_tried_just_work(combo):
+    preset, overrides = COMBINATIONS[combo]
+    cfg = load_config(preset=preset, overrides={"model.latent": 4, **overrides})
+    torch.manual_seed(0)
+    model = build_model(cfg.model, MNIST)
+    opt = optim.build_optimizer(model.parameters(), cfg.optim)
+    x, y = batch(6)
+    loss = -build_objective(cfg.objective)(model, x, y, progress=1.0)["objective"].mean()
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    model.eval()
+    lw = model.log_weights(x, 3, y)
+    assert lw.log_w.shape == (3, 6) and torch.isfinite(lw.log_w).all()
+    assert model.sample(2, y[:2]).shape == (2, 784)
+
+
 # --- smoke: a few hundred steps of every preset on real MNIST --------------------------
 
 # Kept to the preset except what only costs time: batch 10 on 1000 images for 2 epochs

@@ -42,6 +42,8 @@ class BernoulliLikelihood(Likelihood):
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # softplus(l) = log(1 + e^l) is computed stably by torch for any l.
+        if _blockable(params, x):
+            return _bernoulli_log_prob_blocked(params, x)
         return (x * params - F.softplus(params)).sum(-1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
@@ -49,6 +51,53 @@ class BernoulliLikelihood(Likelihood):
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         return torch.bernoulli(torch.sigmoid(params))
+
+
+# Elements per block of the blocked path: 256k floats = 1 MiB, split by torch over the
+# intra-op threads, so a block stays in cache (L2/L3) through its four passes (mul,
+# softplus, sub, sum) and its temporaries are reused from the allocator instead of being
+# fresh pages.  Not smaller: each op on a block is a thread barrier, and barriers are
+# what a busy machine makes expensive (measured: 64k floats no faster when idle, slower
+# under load).
+_BLOCK = 1 << 18
+
+
+def _blockable(params: torch.Tensor, x: torch.Tensor) -> bool:
+    """The blocked path: large CPU tensors outside autograd (the IS evaluation, k*B rows).
+
+    Evaluated whole, each of the four passes over a (k, B, D) tensor of tens of MB goes to
+    DRAM, and each temporary is a fresh allocation that the OS must page in: about twice
+    the time of the same arithmetic done block by block (measured, BENCHMARKS.md).
+    """
+    return (params.device.type == "cpu" and params.dim() >= 2 and params.numel() >= 2 * _BLOCK
+            and not (torch.is_grad_enabled() and (params.requires_grad or x.requires_grad))
+            and torch.broadcast_shapes(params.shape, x.shape) == params.shape)
+
+
+def _bernoulli_log_prob_blocked(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """``(x * params - softplus(params)).sum(-1)``, the same expression row-block by row-block."""
+    out = torch.empty(params.shape[:-1], dtype=torch.result_type(params, x), device=params.device)
+    x = x.reshape((1,) * (params.dim() - x.dim()) + tuple(x.shape))  # same ndim as params
+    _blocked_rows(params, x, out)
+    return out
+
+
+def _blocked_rows(l: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> None:
+    """out (n, ...) = sum over the last dim of x*l - softplus(l), for l (n, ..., D) and x
+    broadcastable to it with the same ndim; blocks along dim 0, recursing while one slice
+    of dim 0 is itself larger than a block."""
+    n = l.shape[0]
+    per_row = l[0].numel() if n else 1
+    if per_row > _BLOCK and l.dim() > 2:
+        for i in range(n):
+            _blocked_rows(l[i], x[0] if x.shape[0] == 1 else x[i], out[i])
+        return
+    rows = max(1, _BLOCK // per_row)
+    for i in range(0, n, rows):
+        lb = l[i:i + rows]
+        t = torch.mul(x if x.shape[0] == 1 else x[i:i + rows], lb)
+        t.sub_(F.softplus(lb))
+        torch.sum(t, dim=-1, out=out[i:i + rows])
 
 
 @LIKELIHOODS.register("gaussian")

@@ -77,9 +77,12 @@ def order_rows(spec: Mapping[str, Any], runs: list[RunRow]) -> list[RunRow]:
     return sorted(runs, key=lambda r: rank.get(str(r.config.get("name")), len(order)))
 
 
-def run_labels(runs: Sequence[RunRow], labels: Mapping[str, str]) -> dict[str, str]:
+def run_labels(runs: Sequence[RunRow], labels: Mapping[str, str],
+               values: Mapping[Any, str] | None = None) -> dict[str, str]:
     """Display name per run: the experiment's label of its name, plus whatever config
-    keys tell apart runs that share a name (e.g. ``model.kind``)."""
+    keys tell apart runs that share a name (e.g. ``model.kind``), their values shown
+    through the figure's own ``labels`` where it has one."""
+    values = values or {}
     out = {}
     by_name: dict[str, list[RunRow]] = {}
     for r in runs:
@@ -91,13 +94,21 @@ def run_labels(runs: Sequence[RunRow], labels: Mapping[str, str]) -> dict[str, s
             continue
         diffs = _differing(group)
         for r in group:
-            extra = ", ".join(f"{k.split('.')[-1]}={_short(lookup(r.config, k))}" for k in diffs[:2])
+            extra = ", ".join(_value_text(k, lookup(r.config, k), values) for k in diffs[:2])
             out[r.id] = f"{base} ({extra})" if extra else f"{base} ({r.id[:6]})"
     return out
 
 
 def _short(v: Any) -> str:
     return "x".join(map(str, v)) if isinstance(v, list) else str(v)
+
+
+def _value_text(key: str, v: Any, values: Mapping[Any, str]) -> str:
+    """``latent=3``, or the figure's label for the value (``2 layers``)."""
+    for cand in (v, str(v)):
+        if isinstance(cand, (str, int, float)) and cand in values:
+            return str(values[cand])
+    return f"{key.split('.')[-1]}={_short(v)}"
 
 
 def _differing(runs: Sequence[RunRow]) -> list[str]:
@@ -134,7 +145,7 @@ def rows_figure(rows: Sequence[tuple[str, torch.Tensor]], image_shape: tuple[int
     h = max(g.shape[0] for g in grids)
     w = max(g.shape[1] for g in grids)
     px = 2.2 * scale  # screen pixels per image pixel
-    label_w = 1.9
+    label_w = max(1.0, 0.075 * max(len(label) for label, _ in rows) + 0.25)  # inches, fontsize 9
     fig = _figure(label_w + w * px / DPI, len(rows) * (h * px / DPI + 0.08) + 0.1)
     for i, ((label, _), g) in enumerate(zip(rows, grids)):
         top = 1 - i / len(rows)
@@ -160,10 +171,11 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     panels: dict[Any, list[RunRow]] = {}
     for r in chosen:
         panels.setdefault(json_key(lookup(r.config, panel_key)), []).append(r)
-    keys = sorted(panels, key=lambda v: (isinstance(v, str), v))
+    order = list(spec.get("labels") or {})
+    keys = sorted(panels, key=lambda v: (order.index(v) if v in order else len(order), isinstance(v, str), v))
     ncol = min(len(keys), 5)
     nrow = math.ceil(len(keys) / ncol)
-    fig = _figure(3.4 * ncol + 0.4, 2.9 * nrow + 0.6)
+    fig = _figure(max(6.0, 3.4 * ncol + 0.4), 2.9 * nrow + 0.6)
     import matplotlib
     from matplotlib.ticker import MaxNLocator
 
@@ -173,11 +185,16 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     line_values = order + sorted({json_key(lookup(r.config, line_key)) for r in chosen} - set(order),
                                  key=lambda v: (isinstance(v, str), v))
 
+    values = spec.get("labels") or {}
+
     def display(key: str, v: Any) -> str:  # run names get their labels; other values say their key
-        return ctx.labels.get(v, v) if key == "name" else f"{key.split('.')[-1]} = {v}"
+        if key == "name":  # the figure's `labels` name values of the other keys
+            return ctx.labels.get(v, v)
+        return _value_text(key, v, values).replace("=", " = ")
 
     for i, pk in enumerate(keys):
         ax = fig.add_subplot(nrow, ncol, i + 1)
+        late: list[float] = []  # values after the first tenth of training, to set the y range
         for r in sorted(panels[pk], key=lambda r: line_values.index(json_key(lookup(r.config, line_key)))):
             lv = json_key(lookup(r.config, line_key))
             color = colors[line_values.index(lv) % len(colors)]
@@ -189,6 +206,11 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
             ax.plot(ep, [row["valid_elbo"] for row in m], color=color, marker=marker, ms=3,
                     label=display(line_key, lv))
             ax.plot(ep, [row["train_elbo"] for row in m], color=color, ls="--", marker=marker, ms=2, alpha=0.7)
+            skip = len(m) // 10
+            late += [row[k] for row in m[skip:] for k in ("valid_elbo", "train_elbo")]
+        if len(late) > 40:  # long runs: the first epochs' steep climb would flatten the rest
+            lo, hi = float(np.percentile(late, 2)), float(max(late))
+            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
         ax.set_title(display(panel_key, pk), fontsize=10)
         ax.set_xlabel("epoch")
         if i % ncol == 0:
@@ -209,7 +231,7 @@ def reconstructions(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Contex
 
     chosen = order_rows(spec, select_done(spec, runs))
     n = int(spec.get("n", 10))
-    labels = run_labels(chosen, ctx.labels)
+    labels = run_labels(chosen, ctx.labels, spec.get("labels"))
     rows: list[tuple[str, torch.Tensor]] = []
     shape = None
     for r in chosen:
@@ -228,7 +250,7 @@ def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path:
 
     chosen = order_rows(spec, select_done(spec, runs))
     n = int(spec.get("n", 10))
-    labels = run_labels(chosen, ctx.labels)
+    labels = run_labels(chosen, ctx.labels, spec.get("labels"))
     rows = []
     shape = None
     for r in chosen:

@@ -32,9 +32,9 @@ from ..errors import ConfigError
 
 # kind -> its own options (besides name, kind, select, caption)
 FIGURE_KINDS: dict[str, set[str]] = {
-    "curves": {"panels", "lines"},  # learning curves, one panel per value of `panels`
-    "reconstructions": {"n", "rows"},  # originals, then one row of reconstructions per run
-    "samples": {"n", "rows", "condition"},  # one row of prior samples per run
+    "curves": {"panels", "lines", "labels"},  # learning curves, one panel per value of `panels`
+    "reconstructions": {"n", "rows", "labels"},  # originals, then one row of reconstructions per run
+    "samples": {"n", "rows", "condition", "labels"},  # one row of prior samples per run
     "class_samples": {"n"},  # a conditional model: one row per class
     "latent_map": {"n"},  # E_q[z|x] of test images coloured by label (2-D or 3-D latents)
     "manifold": {"size"},  # decoded grid over a 2-D latent (Kingma & Welling, fig. 4)
@@ -91,7 +91,8 @@ def validate_report_spec(report: Any, path: str | Path = "experiment") -> None:
             if not isinstance(ref, Mapping) or not isinstance(ref.get("values"), Mapping):
                 _fail(path, f"{where}.reference", "expected {source, metric, note, values: {row: {column: number}}}")
             if ref.get("metric") not in METRICS:
-                _fail(path, f"{where}.reference.metric", f"must be one of {', '.join(METRICS)}, got {ref.get('metric')!r}")
+                _fail(path, f"{where}.reference.metric",
+                      f"must be one of {', '.join(METRICS)}, got {ref.get('metric')!r}")
             for row, cols in ref["values"].items():
                 if not isinstance(cols, Mapping) or not all(
                         isinstance(v, (int, float)) and not isinstance(v, bool) for v in cols.values()):
@@ -113,6 +114,8 @@ def validate_report_spec(report: Any, path: str | Path = "experiment") -> None:
                                f"select, caption, {', '.join(sorted(FIGURE_KINDS[kind]))}")
         if not isinstance(fig.get("select", {}), Mapping):
             _fail(path, f"{where}.select", "expected a mapping dotted.key -> value or [values]")
+        if not isinstance(fig.get("labels", {}), Mapping):
+            _fail(path, f"{where}.labels", "expected a mapping config value -> display text")
         for opt in ("n", "size"):
             if opt in fig and (not isinstance(fig[opt], int) or isinstance(fig[opt], bool) or fig[opt] < 1):
                 _fail(path, f"{where}.{opt}", f"must be a positive integer, got {fig[opt]!r}")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
 from ..store import RunRow
-from .spec import lookup, matches
+from .spec import lookup
 
 
 @dataclass
@@ -192,7 +192,8 @@ def grids(table: Table) -> list[tuple[str, list[str], list[list[str]], list[str]
         header = [table.row_title]
         align = ["l"]
         for c in table.columns:
-            header.append(f"{table.column_title}={table.column_labels[c]}" if table.column_title else str(c))
+            label = table.column_labels[c]
+            header.append(label if label != str(c) or not table.column_title else f"{table.column_title}={label}")
             align.append("r")
             if ref and metric == m:
                 header += ["study" if "study" in str(ref.get("source", "")) else "reference", "Δ"]

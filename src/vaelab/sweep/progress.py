@@ -11,6 +11,7 @@ the seconds each took), so the display works the same for local and Ray workers.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -55,6 +56,7 @@ class Progress:
         self.last_status = time.time()
         self.seen: dict[str, str] = {r.id: r.status for r in store.runs(self.ids)}
         self.start_done = sum(s == "done" for s in self.seen.values())
+        self.finished = sum(s in ("done", "failed") for s in self.seen.values())
 
     # --- output primitives -------------------------------------------------------
     def _clear(self) -> None:
@@ -103,12 +105,29 @@ class Progress:
         return out
 
     def _eta(self, rows) -> float | None:
+        """Queued runs at the pace so far (wall seconds per finished run, all workers
+        together), but never less than the slowest running run's own ETA."""
         c = self._counts(rows)
         finished_now = c["done"] - self.start_done
-        if finished_now <= 0:
+        own = [self._run_eta(r) for r in rows if r.status == "running"]
+        longest = max((e for e in own if e is not None), default=None)
+        if finished_now <= 0:  # nothing finished yet: extrapolate from the running runs' epochs
+            whole = [self._run_eta(r, whole=True) for r in rows if r.status == "running"]
+            whole = [w for w in whole if w is not None]
+            if not whole:
+                return None
+            waves = math.ceil(c["queued"] / max(1, c["running"]))
+            return (longest or 0.0) + waves * sum(whole) / len(whole)
+        per_run = (time.time() - self.t0) / finished_now
+        return max(per_run * c["queued"], longest or 0.0)
+
+    def _run_eta(self, r, whole: bool = False) -> float | None:
+        """Seconds of training left in a running run (or its whole length)."""
+        total = (r.config.get("train") or {}).get("epochs")
+        done, per_epoch = epochs_done(self.sweep_dir / "runs" / r.id)
+        if not isinstance(total, int) or per_epoch is None:
             return None
-        per_run = (time.time() - self.t0) / finished_now  # wall seconds per run, all workers together
-        return per_run * (c["queued"] + c["running"])
+        return per_epoch * (total if whole else max(0, total - done))
 
     def _status_line(self, rows) -> str:
         c = self._counts(rows)
@@ -124,12 +143,13 @@ class Progress:
             what = "evaluating"
         else:
             eta = per_epoch * (total - done) if per_epoch is not None and isinstance(total, int) else None
-            what = f"epoch {min(done + 1, total) if isinstance(total, int) else done + 1}/{total} ETA {fmt_seconds(eta)}"
+            current = min(done + 1, total) if isinstance(total, int) else done + 1
+            what = f"epoch {current}/{total} ETA {fmt_seconds(eta)}"
         return f"  [{who}] {_label(r)} ({r.id}) {what}"
 
     def _finished_line(self, r, rows) -> str:
-        c = self._counts(rows)
-        n = f"[{c['done'] + c['failed']}/{len(rows)}]"
+        self.finished += 1
+        n = f"[{self.finished}/{len(rows)}]"
         if r.status == "failed":
             return f"{n} FAILED {_label(r)} ({r.id}): {r.error}"
         m = r.metrics or {}

@@ -7,22 +7,45 @@ import torch
 from ..config import OptimConfig
 from ..registry import OPTIMIZERS
 
+# Devices with torch's fused optimiser kernels that vaelab trains on.
+_FUSED_DEVICES = ("cpu", "cuda")
+
+
+def _kernel(params: list) -> dict[str, bool]:
+    """``fused=True`` when every parameter sits where torch has a fused kernel, else ``foreach``.
+
+    Fused: one pass over each tensor per step for the whole update, instead of one
+    elementwise kernel per operation (foreach) or per operation and tensor (the default
+    on the CPU).  Same update rule; on the 784-500-20 MLP VAE it saves about 15% of a CPU
+    epoch (benchmarks/bench.py, BENCHMARKS.md).
+    """
+    tensors = []
+    for p in params:
+        group = p["params"] if isinstance(p, dict) else p
+        tensors.extend([group] if torch.is_tensor(group) else list(group))
+    if tensors and all(t.is_floating_point() and t.device.type in _FUSED_DEVICES for t in tensors):
+        return {"fused": True}
+    return {"foreach": True}
+
 
 @OPTIMIZERS.register("adam")
 def _adam(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    # foreach: one fused kernel launch per step over all tensors instead of one per tensor.
+    params = list(params)
     return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
-                            weight_decay=cfg.weight_decay, foreach=True)
+                            weight_decay=cfg.weight_decay, **_kernel(params))
 
 
 @OPTIMIZERS.register("adagrad")
 def _adagrad(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay, foreach=True)
+    params = list(params)
+    return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay, **_kernel(params))
 
 
 @OPTIMIZERS.register("sgd")
 def _sgd(params, cfg: OptimConfig) -> torch.optim.Optimizer:
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.betas[0], weight_decay=cfg.weight_decay, foreach=True)
+    params = list(params)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.betas[0], weight_decay=cfg.weight_decay,
+                           **_kernel(params))
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:

@@ -1,0 +1,72 @@
+"""index.html in a real browser: headless Chromium loads a copy of the page with a small
+script that records, for every <img>, whether it decoded (naturalWidth > 0)."""
+
+import html
+import json
+import re
+import shutil
+import subprocess
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+CHECK = """<script>
+window.addEventListener("load", function () {
+  var imgs = Array.prototype.slice.call(document.images);
+  var out = document.createElement("pre");
+  out.id = "vaelab-imgcheck";
+  out.textContent = JSON.stringify({
+    total: imgs.length,
+    bad: imgs.filter(function (i) { return !(i.complete && i.naturalWidth > 0); })
+             .map(function (i) { return i.getAttribute("src"); }),
+    widths: imgs.map(function (i) { return i.naturalWidth; })
+  });
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def _chromium() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        path = shutil.which(name)
+        if path:
+            return path
+    pytest.skip("headless Chromium is not installed (apt-get install chromium); the page check needs a browser")
+
+
+def check_images(page, tmp_path) -> dict:
+    """Open ``page`` with the check script injected; -> {total, bad, widths}."""
+    browser = _chromium()
+    probe = page.with_name(f".probe-{page.name}")
+    text = page.read_text(encoding="utf-8")
+    probe.write_text(text.replace("</body>", CHECK + "</body>") if "</body>" in text else text + CHECK,
+                     encoding="utf-8")
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+           "--disable-component-update", "--disable-sync", "--no-first-run", "--allow-file-access-from-files",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=10000",
+           "--dump-dom", probe.resolve().as_uri()]
+    try:
+        dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
+    finally:
+        probe.unlink(missing_ok=True)
+    found = re.search(r'<pre id="vaelab-imgcheck">(.*?)</pre>', dom, re.S)
+    assert found, f"the check script did not run; chromium printed: {dom[:500]!r}"
+    return json.loads(html.unescape(found.group(1)))
+
+
+def test_check_catches_a_broken_image(tmp_path):
+    page = tmp_path / "broken.html"
+    page.write_text('<!DOCTYPE html><html><body><img src="missing.png"></body></html>')
+    result = check_images(page, tmp_path)
+    assert result["total"] == 1 and result["bad"] == ["missing.png"]
+
+
+def test_every_image_of_the_report_loads(report_sweep, tmp_path):
+    _, index = report_sweep
+    copy = tmp_path / "report"
+    shutil.copytree(index.parent, copy)
+    result = check_images(copy / "index.html", tmp_path)
+    assert result["total"] == 6
+    assert result["bad"] == [], f"images that did not load: {result['bad']}"
+    assert all(w > 100 for w in result["widths"])

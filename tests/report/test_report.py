@@ -1,0 +1,142 @@
+"""Reports: tables from a synthetic store (numbers in the right cells, reference values
+and differences), and every figure of a real tiny sweep written as a valid PNG."""
+
+import csv
+import io
+import struct
+
+import numpy as np
+import pytest
+import torch
+
+from vaelab.cli import main
+from vaelab.report.figures import FIGURES
+from vaelab.report.grid import make_grid, save_grid
+from vaelab.report.html import image_paths
+from vaelab.report.spec import FIGURE_KINDS, matches
+from vaelab.report.tables import build_table, to_csv, to_markdown
+from vaelab.store import Store
+
+SPEC = {
+    "name": "t1", "title": "Table", "rows": {"key": "name", "order": ["vae", "cvae"]},
+    "columns": {"key": "model.latent", "title": "N_z"},
+    "reference": {"source": "the study", "metric": "elbo", "note": "ELBOs",
+                  "values": {"vae": {3: -137.64, 5: -116.93}, "cvae": {"3": -116.27, "5": -98.99},
+                             "iwae": {3: -124.89}}},
+}
+
+
+def _cfg(name, latent, k=10):
+    return {"name": name, "model": {"latent": latent}, "data": {"dataset": "mnist", "binarize": "seed-paper",
+                                                                 "train_limit": None},
+            "train": {"epochs": 3}, "eval": {"k": k}}
+
+
+@pytest.fixture
+def synthetic(tmp_path):
+    store = Store(tmp_path / "store.sqlite")
+    runs = [("a", "vae", _cfg("vae", 3)), ("b", "vae", _cfg("vae", 5)), ("c", "cvae", _cfg("cvae", 3)),
+            ("d", "cvae", _cfg("cvae", 5))]
+    store.add_experiment("e", "quick", {"report": {"tables": [SPEC]}}, runs)
+    results = {"a": (-130.0, -128.5), "b": (-120.5, -118.25), "c": (-110.0, -108.0)}
+    for rid, (elbo, ll) in results.items():
+        assert store.claim_id(rid, "o", "w")
+        store.finish(rid, {"elbo": elbo, "log_likelihood": ll, "k": 10, "n": 500, "log_likelihood_sem": 0.5,
+                           "active_units": 3}, epochs=3, train_seconds=2.0, eval_seconds=1.0)
+    store.claim_id("d", "o", "w")
+    store.fail("d", "TrainingDiverged: NaN at epoch 2")
+    yield store
+    store.close()
+
+
+def test_table_cells_reference_and_differences(synthetic):
+    table = build_table(SPEC, synthetic.experiment_runs("e"), {"vae": "VAE", "cvae": "CVAE"}, "quick")
+    assert table.rows == ["vae", "cvae", "iwae"]  # spec order; a reference-only row still shows
+    assert table.columns == [3, 5]
+    assert table.cell("vae", 3).value("elbo") == -130.0
+    assert table.cell("vae", 5).value("log_likelihood") == -118.25
+    assert table.cell("vae", 3).reference == -137.64
+    assert table.cell("vae", 3).difference("elbo") == pytest.approx(7.64)  # ours - study: ours higher
+    assert table.cell("cvae", 3).reference == -116.27  # string keys in YAML line up with int latents
+    assert table.cell("cvae", 3).difference("elbo") == pytest.approx(6.27)
+    assert table.cell("cvae", 5).run.status == "failed" and table.cell("cvae", 5).value("elbo") is None
+    assert table.cell("cvae", 5).difference("elbo") is None
+    assert table.cell("iwae", 3).run is None and table.cell("iwae", 3).reference == -124.89
+    assert "quick preset" in table.protocol and "k=10" in table.protocol and "500 test images" in table.protocol
+
+    md = to_markdown(table)
+    assert "| VAE | -130.00 | -137.64 | +7.64 | -120.50 | -116.93 | -3.57 |" in md
+    assert "| CVAE | -110.00 | -116.27 | +6.27 | failed | -98.99 |  |" in md
+    assert "| VAE | -128.50 | -118.25 |" in md  # the log-likelihood table
+    assert "IS log-likelihood (nats, k=10)" in md and "ELBOs" in md
+
+    rows = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert len(rows) == 3 * 2
+    cell = {(r["row"], r["column"]): r for r in rows}
+    assert float(cell["vae", "5"]["test_elbo"]) == -120.5
+    assert float(cell["vae", "5"]["reference"]) == -116.93
+    assert float(cell["vae", "5"]["difference"]) == pytest.approx(-3.57)
+    assert float(cell["vae", "3"]["test_log_likelihood"]) == -128.5 and cell["vae", "3"]["k"] == "10"
+    assert cell["cvae", "5"]["status"] == "failed" and "NaN" in cell["cvae", "5"]["error"]
+    assert cell["iwae", "5"]["status"] == "missing" and cell["iwae", "5"]["reference"] == ""
+
+
+def test_select_matching():
+    cfg = _cfg("vae", 3)
+    assert matches(cfg, {"model.latent": 3, "name": ["vae", "cvae"]})
+    assert not matches(cfg, {"model.latent": [5, 10]})
+    assert matches(cfg, {}) and matches(cfg, None)
+    assert not matches(cfg, {"model.nothing": 1})
+
+
+def test_every_figure_kind_is_registered():
+    assert set(FIGURES.names()) == set(FIGURE_KINDS)
+
+
+def _png_size(path):
+    data = path.read_bytes()
+    assert data[:8] == b"\x89PNG\r\n\x1a\n", f"{path} is not a PNG"
+    assert data[12:16] == b"IHDR"
+    return struct.unpack(">II", data[16:24])
+
+
+def test_report_writes_every_table_and_figure(report_sweep):
+    sweep_dir, index = report_sweep
+    out = index.parent
+    assert (out / "tiny.md").exists() and (out / "tiny.csv").exists() and (out / "runs.csv").exists()
+    md = (out / "tiny.md").read_text()
+    assert "| name | N_z=2 | study | Δ | N_z=3 | study | Δ |" in md
+    expected = {"curves", "recon", "samples", "digits", "latent3d", "manifold"}
+    pngs = {p.stem: p for p in (out / "figures").glob("*.png")}
+    assert set(pngs) == expected
+    import matplotlib.image
+
+    for name, path in pngs.items():
+        w, h = _png_size(path)
+        assert w > 100 and h > 100, name
+        pixels = matplotlib.image.imread(path)  # decodes
+        assert pixels.shape[0] == h and pixels.shape[1] == w and np.ptp(pixels) > 0  # not blank
+    page = index.read_text()
+    assert {p.stem for p in image_paths(index)} == expected
+    for caption in ("Learning curves.", "Reconstructions.", "CVAE digits.", "Manifold."):
+        assert caption in page
+    assert page.count("Protocol:") >= len(expected) + 1 and "k=5" in page
+    assert "nothing" in page and "not drawn: no finished run matches model.latent=99" in page
+
+
+def test_report_command_rebuilds_from_the_store_alone(report_sweep, tmp_path, data_dir, capsys):
+    sweep_dir, _ = report_sweep
+    out = tmp_path / "again"
+    assert main(["report", "--sweep", str(sweep_dir), "--out", str(out), "--data-dir", str(data_dir),
+                 "--quiet"]) == 0
+    assert capsys.readouterr().out.strip() == str(out / "index.html")
+    assert (out / "tiny.md").read_text() == (sweep_dir / "report" / "tiny.md").read_text()
+    assert len(list((out / "figures").glob("*.png"))) == 6
+
+
+def test_save_grid_unchanged(tmp_path):
+    imgs = torch.rand(6, 28 * 28)
+    path = save_grid(imgs, (1, 28, 28), tmp_path / "g.png", nrow=3)
+    w, h = _png_size(path)
+    grid = make_grid(imgs, (1, 28, 28), nrow=3)
+    assert (h, w) == (grid.shape[0] * 3, grid.shape[1] * 3)
