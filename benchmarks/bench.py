@@ -1,8 +1,8 @@
 """vaelab's speed benchmark (issue #6): one command, one process tree, one table.
 
-    python benchmarks/bench.py            # full run, ~10 minutes on 2 CPU cores
-    python benchmarks/bench.py --quick    # ~2 minutes: fewer images, extrapolated
-    python benchmarks/bench.py --device cuda
+    python benchmarks/bench.py            # full run: ~5 minutes on 2 idle CPU cores
+    python benchmarks/bench.py --quick    # ~1.5 minutes: fewer images, extrapolated
+    python benchmarks/bench.py --device cuda   # default auto: cuda when available
 
 Measures, in the same run and alternating round by round so that a busy machine hurts
 every number alike:
@@ -14,7 +14,11 @@ every number alike:
 3. the same model as a tutorial writes it (plain_loop.py): s/epoch;
 4. IWAE (two stochastic layers, k=50) and the CNN VAE through the same trainer: s/epoch;
 5. the importance-sampled log-likelihood, k=5000, over the 10k test images: s, GFLOP/s;
-6. the peak resident memory of each (each workload runs in its own process).
+6. the peak resident memory of each (each workload runs in its own process);
+
+plus the same on one thread, two 1-thread runs side by side (how a sweep uses 2 cores),
+what the GEMMs alone and the binarisation alone cost per epoch, profiles of the top
+ops, and ablations that undo one optimisation each (what it bought).
 
 Each workload is one spawned worker process, set up once (untimed) and then timed
 ``--rounds`` times; the table reports the best round (least disturbed by other jobs) and
@@ -46,16 +50,18 @@ TEST_IMAGES = 10_000
 # Images measured per workload (None = all); smaller counts are extrapolated linearly to
 # a full epoch (training: 50k images; evaluation: the 10k test images) and marked so.
 MODES = {
-    "full": {"rounds": 5, "images": {"vaelab": None, "plain": None, "fit": None, "iwae": 2000, "cnn": 10000,
-                                     "is": 240}},
-    "quick": {"rounds": 2, "images": {"vaelab": 10000, "plain": 10000, "fit": 10000, "iwae": 300, "cnn": 2000,
+    "full": {"rounds": 4, "budget_s": 600, "images": {"vaelab": None, "plain": None, "fit": None, "iwae": 2000, "cnn": 10000,
+                                     "is": 160}},
+    "quick": {"rounds": 2, "budget_s": 120, "images": {"vaelab": 10000, "plain": 10000, "fit": 10000, "iwae": 300, "cnn": 2000,
                                       "is": 12}},
 }
 # "@1": the same workload pinned to one torch thread (a second column of the machine's
 # limits: small GEMMs scale badly to two threads, and two 1-thread runs side by side is
 # how a 2-core laptop runs a sweep).
 # Ablations ("-foreach", "-unblocked"): vaelab with one optimisation of issue #6 undone.
-ORDER = ["gemm", "vaelab", "plain", "fit", "iwae", "cnn", "is", "gemm@1", "vaelab@1", "vaelab-foreach",
+# "pair": two 1-thread MLP VAE runs at once, each in its own process (vaelab@1 and a twin),
+# which is how a sweep uses a 2-core machine (sweep executors pin cores // workers threads).
+ORDER = ["gemm", "vaelab", "plain", "fit", "iwae", "cnn", "is", "gemm@1", "vaelab@1", "pair", "vaelab-foreach",
          "is-unblocked"]
 
 TARGETS = {
@@ -120,25 +126,44 @@ def run_all(args, mode: dict[str, Any]) -> dict[str, Any]:
     ctx = mp.get_context("spawn")
     t_start = time.perf_counter()
     load_before = os.getloadavg()
-    workers = {name: Worker(ctx, name, opts) for name in only}
+    names = [n for n in only if n != "pair"]
+    if "pair" in only:  # the twin of vaelab@1 (and vaelab@1 itself, when not asked for)
+        names += [n for n in ("vaelab@1", "vaelab@1+") if n not in names]
+    workers = {name: Worker(ctx, name, opts) for name in names}
     for w in workers.values():  # set up in parallel, wait for all
         w.wait_ready(timeout=900)
         state = "ready" if w.error is None else f"FAILED: {w.error.splitlines()[0]}"
         print(f"  {w.name:7s} {state}", flush=True)
-    results: dict[str, list[dict[str, Any]]] = {n: [] for n in workers}
+    results: dict[str, list[dict[str, Any]]] = {n: [] for n in workers if n in only}
     errors = {n: w.error for n, w in workers.items() if w.error}
+    if "pair" in only:
+        results["pair"] = []
+    rounds_done, elapsed_per_round = 0, 0.0
     for rnd in range(mode["rounds"]):
+        elapsed = time.perf_counter() - t_start
+        if rnd and elapsed + elapsed_per_round > mode["budget_s"]:
+            print(f"  stopping after {rnd} rounds: the next would pass the {mode['budget_s']:.0f} s budget "
+                  f"(the machine is busy; see the load figures)", flush=True)
+            break
+        t_round = time.perf_counter()
         for name, w in workers.items():
-            if name in errors:
+            if name in errors or name == "vaelab@1+":
+                continue
+            if name == "vaelab@1" and "pair" in only and not {"vaelab@1+", "pair"} & set(errors):
+                run_pair(workers, rnd, results, errors, mode)
+            if name == "vaelab@1" and "vaelab@1" not in only:
                 continue
             try:
                 r = w.call("run", rnd)
             except (RuntimeError, OSError, EOFError) as err:
                 errors[name] = str(err)
+                print(f"  round {rnd + 1}  {name}: FAILED: {str(err).splitlines()[0]}", flush=True)
                 continue
             results[name].append(r)
             print(f"  round {rnd + 1}/{mode['rounds']}  {name:7s} {r['seconds']:8.3f} s  "
                   f"(load {r['load']:.1f})", flush=True)
+        elapsed_per_round = time.perf_counter() - t_round
+        rounds_done += 1
     profiles = {}
     if args.profile:
         for name in ("vaelab", "is"):
@@ -151,7 +176,32 @@ def run_all(args, mode: dict[str, Any]) -> dict[str, Any]:
         "info": {n: w.info for n, w in workers.items()}, "load_before": load_before,
         "load_after": os.getloadavg(), "wall_s": time.perf_counter() - t_start,
         "torch": torch.__version__, "threads": args.threads or torch.get_num_threads(),
+        "rounds": rounds_done,
     }
+
+
+def run_pair(workers, rnd: int, results, errors, mode) -> None:
+    """One epoch in each of two 1-thread workers at the same time: wall time for both."""
+    a, b = workers["vaelab@1"], workers["vaelab@1+"]
+    t0 = time.perf_counter()
+    try:
+        a.conn.send(("run", rnd))
+        b.conn.send(("run", rnd))
+        ra, rb = a.conn.recv(), b.conn.recv()
+    except (OSError, EOFError) as err:
+        errors["pair"] = str(err)
+        return
+    wall = time.perf_counter() - t0
+    if ra[0] != "ok" or rb[0] != "ok":
+        errors["pair"] = str(ra[1] if ra[0] != "ok" else rb[1])
+        return
+    r = dict(ra[1])
+    # Two epochs in `wall` seconds: the throughput is one epoch per wall / 2.
+    r.update(seconds=wall / 2, flops=ra[1]["flops"], rss_mib=max(ra[1]["rss_mib"], rb[1]["rss_mib"]),
+             run_seconds=(ra[1]["seconds"], rb[1]["seconds"]))
+    results["pair"].append(r)
+    print(f"  round {rnd + 1}/{mode['rounds']}  pair    {wall:8.3f} s for two epochs at once "
+          f"(load {r['load']:.1f})", flush=True)
 
 
 def resolve_device(name: str):
@@ -184,7 +234,7 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
     for key, name in (("ceiling_gflops", "gemm"), ("ceiling1_gflops", "gemm@1")):
         if res.get(name):
             s[key] = max(r["flops"] / r["seconds"] for r in res[name]) / 1e9
-    for name in ("vaelab", "plain", "fit", "iwae", "cnn", "vaelab@1", "vaelab-foreach"):
+    for name in ("vaelab", "plain", "fit", "iwae", "cnn", "vaelab@1", "pair", "vaelab-foreach"):
         rows = res.get(name)
         if not rows:
             continue
@@ -203,6 +253,7 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
         overhead = best(res["fit"]) - train_part
         s["fit"]["best_s"] = s["vaelab"]["best_s"] + overhead
         s["fit"]["median_s"] = float("nan")
+        s["fit"]["images_per_s"] = TRAIN_IMAGES / s["fit"]["best_s"]
         s["fit"]["estimated"] = True
     for name in ("is", "is-unblocked"):
         rows = res.get(name)
@@ -242,6 +293,10 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
         ratios["mlp1_vs_ceiling1"] = s["vaelab@1"]["of_ceiling"]
     if "vaelab@1" in s and "vaelab" in s:
         ratios["threads1_vs_default"] = s["vaelab"]["best_s"] / s["vaelab@1"]["best_s"]
+    if "pair" in s and "vaelab" in s:
+        ratios["pair_vs_default"] = s["vaelab"]["best_s"] / s["pair"]["best_s"]
+        if ceil:
+            s["pair"]["of_ceiling"] = s["pair"]["gflops"] / ceil
     s["ratios"] = ratios
     return s
 
@@ -289,12 +344,14 @@ def render(run: dict[str, Any], s: dict[str, Any], mode_name: str) -> str:
     hw = f"{mach['cpu']}, {mach['cores']} cores" + (f", GPU {mach['gpu']}" if "gpu" in mach else "")
     L.append(f"Machine: {hw}; torch {mach['torch']}, Python {mach['python']}, {mach['os']}; "
              f"device `{dev}`, {run['threads']} torch threads.  Load average (1 min) before/after: "
-             f"{run['load_before'][0]:.1f} / {run['load_after'][0]:.1f}.  Wall time {run['wall_s'] / 60:.1f} min.")
+             f"{run['load_before'][0]:.1f} / {run['load_after'][0]:.1f}.  {run['rounds']} rounds, "
+             f"wall time {run['wall_s'] / 60:.1f} min.")
     L.append("")
     L.append("| # | workload | measured | s / epoch (best) | median | GFLOP/s | of ceiling | plain / vaelab "
              "| images/s | peak RSS MiB |")
     L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
-    for num, name, key, note in (("1", "gemm", "ceiling_gflops", ""), ("1'", "gemm@1", "ceiling1_gflops", ", 1 thread")):
+    ceilings = (("1", "gemm", "ceiling_gflops", ""), ("1'", "gemm@1", "ceiling1_gflops", ", 1 thread"))
+    for num, name, key, note in ceilings:
         if s.get(key):
             n = info[name]["n"]
             gsec = best(run["results"][name])
@@ -332,6 +389,7 @@ def render(run: dict[str, Any], s: dict[str, Any], mode_name: str) -> str:
     row("4b", "cnn", "vaelab CNN VAE (`vae-cnn`)")
     row("5", "is", "IS log-likelihood k=5000, 10k test images")
     row("2'", "vaelab@1", "vaelab MLP VAE, `Trainer._train_epoch`, 1 thread (% of the 1-thread ceiling)")
+    row("2''", "pair", "two 1-thread MLP VAE runs side by side (a sweep): wall time / 2 epochs")
     if "vaelab-foreach" in s or "is-unblocked" in s:
         L.append("| | *ablations: one change of issue #6 undone* | | | | | | | | |")
     row("A1", "vaelab-foreach", "vaelab MLP VAE with the foreach optimiser (before: no fused kernel)")
@@ -372,6 +430,11 @@ def render(run: dict[str, Any], s: dict[str, Any], mode_name: str) -> str:
         L.append(f"MLP VAE on 1 thread vs {run['threads']} threads: the 1-thread epoch is "
                  f"{r['threads1_vs_default']:.2f}x as fast ({s['vaelab@1']['best_s']:.2f} s vs "
                  f"{s['vaelab']['best_s']:.2f} s).")
+    if "pair_vs_default" in r:
+        L.append(f"Sweep throughput: two 1-thread runs side by side deliver an epoch every "
+                 f"{s['pair']['best_s']:.2f} s, {r['pair_vs_default']:.2f}x the throughput of one "
+                 f"{run['threads']}-thread run ({s['pair']['gflops']:.1f} GFLOP/s together, "
+                 f"{s['pair']['gflops'] / s['ceiling_gflops'] * 100:.0f}% of the ceiling).")
     for name, label in (("vaelab", f"{run['threads']} threads"), ("vaelab@1", "1 thread")):
         rows = run["results"].get(name) or []
         if name in s and rows and "gemm_only_epoch_s" in rows[0]:
@@ -389,8 +452,6 @@ def render(run: dict[str, Any], s: dict[str, Any], mode_name: str) -> str:
                          f"vaelab with nothing else would be at most {s['plain']['best_s'] / (g + bern):.2f}x "
                          f"faster than it.")
             L.append(line)
-    if "plain_vs_vaelab_median" in r:
-        L.append(f"Plain loop / vaelab on medians: {r['plain_vs_vaelab_median']:.2f}x.")
     L.append("")
     vi = info.get("vaelab")
     if vi:
@@ -457,6 +518,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda | cuda:N")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per worker; 0 = torch's default")
     ap.add_argument("--rounds", type=int, default=0, help="timed rounds per workload (default: by mode)")
+    ap.add_argument("--budget", type=float, default=0,
+                    help="seconds; start no round that would end past it (default: 600 full, 120 quick)")
     ap.add_argument("--data", default=None, help="folder holding mnist.pkl.gz (default: vaelab's search)")
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="markdown file to update ('' = none)")
     ap.add_argument("--json", default="", help="also write the raw measurements here")
@@ -468,6 +531,8 @@ def main(argv: list[str] | None = None) -> int:
     mode = dict(MODES[mode_name])
     if args.rounds:
         mode["rounds"] = args.rounds
+    if args.budget:
+        mode["budget_s"] = args.budget
     if args.profile is None:
         args.profile = not args.quick
     print(f"vaelab benchmark ({mode_name}): starting {len(args.only or ORDER)} worker processes", flush=True)

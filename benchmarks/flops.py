@@ -19,8 +19,6 @@ the MLP VAE, and the benchmark checks that the two agree.
 
 from __future__ import annotations
 
-import math
-
 import torch
 import torch.nn as nn
 

@@ -286,7 +286,7 @@ class VaelabFit(VaelabTrain):
 
     def run(self, rep):
         self.trainer = self._Trainer(self.cfg, Path(self.tmp) / f"run{rep}", progress=False, dataset=self.ds)
-        return super().run(rep)
+        return Workload.run(self, rep)
 
     def body(self, rep):
         state = self.trainer.fit()
@@ -410,8 +410,9 @@ WORKLOADS = {
 def worker(name: str, opts: dict[str, Any], conn) -> None:
     """Process body: build the workload, then serve ("run", rep) / ("profile",) / ("stop",)."""
     try:
-        base, _, threads = name.partition("@")  # "vaelab@1": the vaelab workload on 1 thread
-        threads = int(threads) if threads else opts.get("threads")
+        # "vaelab@1": the vaelab workload on 1 thread; "vaelab@1+": a second one (the pair)
+        base, _, threads = name.partition("@")
+        threads = int(threads.rstrip("+")) if threads else opts.get("threads")
         if threads:
             torch.set_num_threads(threads)
         wl = WORKLOADS[base](opts)
