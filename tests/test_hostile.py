@@ -152,3 +152,17 @@ def test_restricted_unpickler_refuses_code(tmp_path, trust_every_file):
     path.write_bytes(gzip.compress(pickle.dumps(Evil())))
     with pytest.raises(DataError, match="refus"):
         mnist._read_pkl(path)
+
+
+@pytest.mark.parametrize("blob", [
+    # Found by Hypothesis: gzip streams whose pickle claims an absurd length.
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x00\xeae\x19\x00\x00",
+    b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x00\xea#\x00\x00",
+])
+def test_pickle_with_absurd_length_is_a_data_error(tmp_path, trust_every_file, blob):
+    from vaelab.data import mnist
+
+    path = tmp_path / "mnist.pkl.gz"
+    path.write_bytes(blob)
+    with pytest.raises(DataError):
+        mnist._read_pkl(path)

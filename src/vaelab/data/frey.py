@@ -60,7 +60,7 @@ def _read(path: Path) -> np.ndarray:
     try:
         ff = scipy.io.loadmat(io.BytesIO(data)).get("ff")
     except (ValueError, TypeError, OSError, EOFError, KeyError, IndexError,
-            NotImplementedError, scipy.io.matlab.MatReadError) as err:
+            NotImplementedError, MemoryError, OverflowError, scipy.io.matlab.MatReadError) as err:
         raise DataError(f"{path} is not a readable MATLAB file ({type(err).__name__}: {err}); "
                         f"replace it with a good copy.") from None
     if ff is None:

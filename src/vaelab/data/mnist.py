@@ -50,9 +50,12 @@ VALID_SIZE = 10_000  # IDX: this many images at the end of train become validati
 VALID_SEED, TEST_SEED = 0, 1  # fixed Bernoulli samples of the evaluation sets (dynamic)
 SIDE = 28
 
-# What any parser may raise on malformed bytes; turned into one DataError line.
+# What any parser may raise on malformed bytes; turned into one DataError line.  A
+# corrupt length field can make the unpickler ask for an absurd allocation, hence
+# MemoryError and OverflowError (found by tests/test_hostile.py).
 _PARSE_ERRORS = (OSError, EOFError, zlib.error, struct.error, ValueError, TypeError,
-                 KeyError, IndexError, AttributeError, pickle.UnpicklingError)
+                 KeyError, IndexError, AttributeError, pickle.UnpicklingError,
+                 MemoryError, OverflowError)
 
 
 @DATASETS.register("mnist")
