@@ -17,7 +17,8 @@ from vaelab.errors import CheckpointError, ConfigError, DataError
 from vaelab.train.checkpoint import _try_load
 from vaelab.train.rundir import RunDir
 
-SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# derandomize: CI runs the same 150 examples each time, so a failure reproduces.
+SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
 
 SECTIONS = {
     "data": ["dataset", "binarize", "train_limit", "test_limit"],
