@@ -58,27 +58,23 @@ def fixed(settings: Mapping[str, Any]) -> list[Point]:
     return [dict(settings)]
 
 
+def _merged(combo: Sequence[Point]) -> Point:
+    """One point from several, later keys winning."""
+    point: Point = {}
+    for p in combo:
+        point.update(p)
+    return point
+
+
 def product(parts: Sequence[list[Point]]) -> list[Point]:
-    out = []
-    for combo in itertools.product(*parts):
-        point: Point = {}
-        for p in combo:
-            point.update(p)
-        out.append(point)
-    return out
+    return [_merged(combo) for combo in itertools.product(*parts)]
 
 
 def zip_(parts: Sequence[list[Point]]) -> list[Point]:
     lengths = {len(p) for p in parts}
     if len(lengths) > 1:
         raise ConfigError(f"zip needs parts of one length, got lengths {sorted(len(p) for p in parts)}")
-    out = []
-    for combo in zip(*parts):
-        point: Point = {}
-        for p in combo:
-            point.update(p)
-        out.append(point)
-    return out
+    return [_merged(combo) for combo in zip(*parts)]
 
 
 def chain(parts: Sequence[list[Point]]) -> list[Point]:
