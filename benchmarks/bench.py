@@ -34,6 +34,7 @@ import json
 import multiprocessing as mp
 import os
 import platform
+import re
 import statistics
 import sys
 import time
@@ -50,10 +51,10 @@ TEST_IMAGES = 10_000
 # Images measured per workload (None = all); smaller counts are extrapolated linearly to
 # a full epoch (training: 50k images; evaluation: the 10k test images) and marked so.
 MODES = {
-    "full": {"rounds": 4, "budget_s": 600, "images": {"vaelab": None, "plain": None, "fit": None, "iwae": 2000, "cnn": 10000,
-                                     "is": 160}},
-    "quick": {"rounds": 2, "budget_s": 120, "images": {"vaelab": 10000, "plain": 10000, "fit": 10000, "iwae": 300, "cnn": 2000,
-                                      "is": 12}},
+    "full": {"rounds": 4, "budget_s": 600,
+             "images": {"vaelab": None, "plain": None, "fit": None, "iwae": 2000, "cnn": 10000, "is": 160}},
+    "quick": {"rounds": 2, "budget_s": 120,
+              "images": {"vaelab": 10000, "plain": 10000, "fit": 10000, "iwae": 300, "cnn": 2000, "is": 12}},
 }
 # "@1": the same workload pinned to one torch thread (a second column of the machine's
 # limits: small GEMMs scale badly to two threads, and two 1-thread runs side by side is
@@ -176,7 +177,8 @@ def run_all(args, mode: dict[str, Any]) -> dict[str, Any]:
         "info": {n: w.info for n, w in workers.items()}, "load_before": load_before,
         "load_after": os.getloadavg(), "wall_s": time.perf_counter() - t_start,
         "torch": torch.__version__, "threads": args.threads or torch.get_num_threads(),
-        "rounds": rounds_done,
+        "rounds": rounds_done, "when": dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z"),
+        "machine": machine(),
     }
 
 
@@ -228,6 +230,13 @@ def peak(rows: list[dict[str, Any]]) -> float:
     return max(vals) if vals else float("nan")
 
 
+def growth(rows: list[dict[str, Any]]) -> float:
+    """Largest rise of the resident set over a timed block (peak minus the RSS at its start)."""
+    vals = [r["rss_mib"] - r["base_mib"] for r in rows
+            if r["rss_mib"] == r["rss_mib"] and r["base_mib"] == r["base_mib"]]  # skip NaN
+    return max(vals) if vals else float("nan")
+
+
 def summarise(run: dict[str, Any]) -> dict[str, Any]:
     res, info = run["results"], run["info"]
     s: dict[str, Any] = {}
@@ -241,7 +250,8 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
         n = rows[0]["images"]
         scale = TRAIN_IMAGES / n
         d = {"images": n, "scale": scale, "best_s": best(rows) * scale, "median_s": median(rows) * scale,
-             "peak_mib": peak(rows), "cuda_mib": max(r["cuda_mib"] for r in rows),
+             "peak_mib": peak(rows), "growth_mib": growth(rows),
+             "cuda_mib": max(r["cuda_mib"] for r in rows),
              "flops_epoch": rows[0]["flops"] * scale}
         d["gflops"] = d["flops_epoch"] / d["best_s"] / 1e9
         d["images_per_s"] = TRAIN_IMAGES / d["best_s"]
@@ -262,7 +272,8 @@ def summarise(run: dict[str, Any]) -> dict[str, Any]:
         n = rows[0]["images"]
         scale = TEST_IMAGES / n
         d = {"images": n, "scale": scale, "best_s": best(rows) * scale, "median_s": median(rows) * scale,
-             "peak_mib": peak(rows), "cuda_mib": max(r["cuda_mib"] for r in rows),
+             "peak_mib": peak(rows), "growth_mib": growth(rows),
+             "cuda_mib": max(r["cuda_mib"] for r in rows),
              "flops_total": rows[0]["flops"] * scale, "flops_epoch": rows[0]["flops"] * scale,
              "log_likelihood": rows[-1].get("log_likelihood")}
         d["gflops"] = d["flops_total"] / d["best_s"] / 1e9
@@ -309,11 +320,19 @@ def machine() -> dict[str, str]:
 
     cpu = platform.processor() or "unknown"
     try:
+        fields: dict[str, str] = {}
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        cpu = fields.get("model name", cpu)
+        if "cpu family" in fields:  # a VM may name only the brand: add family/model and clock
+            cpu += f" (family {fields['cpu family']}, model {fields.get('model', '?')}"
+            cpu += f", {float(fields['cpu MHz']):.0f} MHz)" if "cpu MHz" in fields else ")"
+    except (OSError, ValueError):
+        pass
+    try:
+        cpu += f", {torch.backends.cpu.get_cpu_capability()}"
+    except AttributeError:
         pass
     try:
         cores = len(os.sched_getaffinity(0))
@@ -321,6 +340,8 @@ def machine() -> dict[str, str]:
         cores = os.cpu_count() or 0
     out = {"cpu": cpu, "cores": str(cores), "torch": torch.__version__, "python": platform.python_version(),
            "os": f"{platform.system()} {platform.release()}"}
+    blas = re.search(r"Math Kernel Library Version ([\w.-]+)", torch.__config__.show())
+    out["blas"] = f"MKL {blas.group(1)}" if blas else "see torch.__config__.show()"
     if torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name(0)
     return out
@@ -333,22 +354,23 @@ def fmt(x: float, spec: str = ".2f", none: str = "-") -> str:
 
 
 def render(run: dict[str, Any], s: dict[str, Any], mode_name: str) -> str:
-    mach = machine()
+    mach = run.get("machine") or machine()
     info = run["info"]
     dev = run["device"]
     ceil = s.get("ceiling_gflops")
     L: list[str] = []
-    when = dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+    when = run.get("when") or dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
     L.append(f"### {'Full' if mode_name == 'full' else 'Quick (--quick)'} run, {when}")
     L.append("")
     hw = f"{mach['cpu']}, {mach['cores']} cores" + (f", GPU {mach['gpu']}" if "gpu" in mach else "")
-    L.append(f"Machine: {hw}; torch {mach['torch']}, Python {mach['python']}, {mach['os']}; "
+    L.append(f"Machine: {hw}; torch {mach['torch']} ({mach.get('blas', '?')}), Python {mach['python']}, "
+             f"{mach['os']}; "
              f"device `{dev}`, {run['threads']} torch threads.  Load average (1 min) before/after: "
              f"{run['load_before'][0]:.1f} / {run['load_after'][0]:.1f}.  {run['rounds']} rounds, "
              f"wall time {run['wall_s'] / 60:.1f} min.")
     L.append("")
     L.append("| # | workload | measured | s / epoch (best) | median | GFLOP/s | of ceiling | plain / vaelab "
-             "| images/s | peak RSS MiB |")
+             "| images/s | peak RSS MiB (+ rise in the block) |")
     L.append("|---|---|---|---:|---:|---:|---:|---:|---:|---:|")
     ceilings = (("1", "gemm", "ceiling_gflops", ""), ("1'", "gemm@1", "ceiling1_gflops", ", 1 thread"))
     for num, name, key, note in ceilings:
@@ -376,6 +398,8 @@ def render(run: dict[str, Any], s: dict[str, Any], mode_name: str) -> str:
         if key == "vaelab" and "plain_vs_vaelab" in s["ratios"]:
             vs = f"**{s['ratios']['plain_vs_vaelab']:.2f}x**"
         mem = fmt(d["peak_mib"], ".0f")
+        if d.get("growth_mib") == d.get("growth_mib") and d.get("growth_mib") is not None:
+            mem += f" (+{d['growth_mib']:.0f})"
         if d["cuda_mib"] == d["cuda_mib"]:
             mem += f" (CUDA {d['cuda_mib']:.0f})"
         unit = "s total" if key.startswith("is") else ""
@@ -520,13 +544,20 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rounds", type=int, default=0, help="timed rounds per workload (default: by mode)")
     ap.add_argument("--budget", type=float, default=0,
                     help="seconds; start no round that would end past it (default: 600 full, 120 quick)")
-    ap.add_argument("--data", default=None, help="folder holding mnist.pkl.gz (default: vaelab's search)")
+    ap.add_argument("--data", default=None,
+                    help="folder holding mnist.pkl.gz (default: vaelab's search, then ../shared/data)")
     ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="markdown file to update ('' = none)")
     ap.add_argument("--json", default="", help="also write the raw measurements here")
+    ap.add_argument("--from-json", default="", help="measure nothing: render a run saved with --json")
     ap.add_argument("--only", nargs="*", choices=ORDER, help="run only these workloads")
     ap.add_argument("--profile", action=argparse.BooleanOptionalAction, default=None,
                     help="append top-op profiles (default: on for the full run)")
     args = ap.parse_args(argv)
+    if args.data is None and not os.environ.get("VAELAB_DATA"):
+        # Like tests/conftest.py: a checkout beside a shared data folder uses it.
+        shared = REPO.parent / "shared" / "data"
+        if (shared / "mnist.pkl.gz").exists():
+            args.data = str(shared)
     mode_name = "quick" if args.quick else "full"
     mode = dict(MODES[mode_name])
     if args.rounds:
@@ -535,8 +566,11 @@ def main(argv: list[str] | None = None) -> int:
         mode["budget_s"] = args.budget
     if args.profile is None:
         args.profile = not args.quick
-    print(f"vaelab benchmark ({mode_name}): starting {len(args.only or ORDER)} worker processes", flush=True)
-    run = run_all(args, mode)
+    if args.from_json:
+        run = json.loads(Path(args.from_json).read_text())["run"]
+    else:
+        print(f"vaelab benchmark ({mode_name}): starting {len(args.only or ORDER)} worker processes", flush=True)
+        run = run_all(args, mode)
     s = summarise(run)
     text = render(run, s, mode_name)
     print()
