@@ -323,7 +323,6 @@ class ISEval(Workload):
     def setup(self):
         from vaelab.config import load_config
         from vaelab.models import build_model
-        from vaelab.train.loop import data_info
 
         self.cfg = load_config(preset="vae")
         ds = _load_data(self.opts)
@@ -332,7 +331,7 @@ class ISEval(Workload):
         self.images = int(self.x.shape[0])
         self.k = self.opts.get("k", 5000)
         torch.manual_seed(0)
-        self.model = build_model(self.cfg.model, data_info(ds)).to(self.device)
+        self.model = build_model(self.cfg.model, ds.info).to(self.device)
         # FLOPs counted by hooks on the exact call pattern, for the first batch of images,
         # then scaled (every batch has the same shape except possibly the last).
         from vaelab.evaluate.likelihood import evaluate_model

@@ -64,8 +64,20 @@ class ModelConfig:
     gaussian_min_std: float = 0.01  # smooth floor of the Gaussian decoder's std (data in [0,1])
     inner_latent: int = 100  # hierarchical only: z1, the latent next to x
     inner_hidden: tuple[int, ...] = (100, 100)  # hierarchical only: z1 <-> z2 nets
+    # Weight start (vaelab.nets.init): auto (per architecture, resolved here so the saved
+    # config names the scheme) | glorot | he | torch (PyTorch's default).
+    init: str = "auto"
+    # Decoder output bias at the start: data = the likelihood's parameters of the mean
+    # training image (Burda et al.'s code); zero = p = 0.5 per Bernoulli pixel.
+    output_bias: str = "data"
 
     def __post_init__(self) -> None:
+        if self.init == "auto":
+            object.__setattr__(self, "init", auto_init(self.arch, self.activation))
+        if self.init not in INIT_SCHEMES:
+            _fail("model", "init", f"must be auto, {', '.join(INIT_SCHEMES)}, got {self.init!r}")
+        if self.output_bias not in ("data", "zero"):
+            _fail("model", "output_bias", f"must be data or zero, got {self.output_bias!r}")
         _positive("model", self, "latent", "pseudo_inputs", "gaussian_min_std", "inner_latent")
         for name in ("hidden", "inner_hidden"):
             if any(h <= 0 for h in getattr(self, name)):
@@ -77,6 +89,13 @@ class ModelConfig:
 
 
 ACTIVATIONS = ("tanh", "relu", "leaky_relu", "elu", "softplus", "sigmoid", "gelu")
+INIT_SCHEMES = ("glorot", "he", "torch")  # vaelab.nets.init
+
+
+def auto_init(arch: str, activation: str) -> str:
+    """``model.init: auto``: the scheme measured best for this architecture (issue #9;
+    vaelab.nets.init and the README's "How the models start" give the numbers)."""
+    return "glorot"
 
 
 @dataclass(frozen=True)

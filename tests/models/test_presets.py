@@ -133,5 +133,12 @@ def test_short_training_improves_the_test_elbo(name, data_dir, tmp_path):
     # the honest path: reload the checkpoint, clean test data, beta = 1, k-sample IS
     after = evaluate_run(tmp_path / name, k=5, data_dir=data_dir, progress=False)
     assert after["epoch"] == 2
-    assert after["elbo"] > before.elbo + 50, (before.elbo, after["elbo"])
+    # The start is the mean training image (model.output_bias: data), so before training
+    # the ELBO sits near the independent-pixel model's exact log-likelihood, minus the
+    # decoder's random z-dependence and the KL (a few nats); 200 steps must improve on it.
+    mean = trainer.train_x.double().mean(0).clamp(1e-3, 1 - 1e-3)
+    if trainer.ds.binary:
+        baseline = float((test.x * mean.log() + (1 - test.x) * (1 - mean).log()).sum(1).mean())
+        assert before.elbo > baseline - 10, (before.elbo, baseline)
+    assert after["elbo"] > before.elbo + 2, (before.elbo, after["elbo"])
     assert after["elbo"] <= after["log_likelihood"] + 1e-6  # the ELBO is below the IS estimate

@@ -180,3 +180,18 @@ def test_unknown_experiment_name():
         load_experiment("tabel1", "smoke")
     with pytest.raises(ConfigError, match="does not exist"):
         load_experiment("missing/file.yaml", "smoke")
+
+
+def test_an_effort_grid_keeps_only_matching_runs(tmp_path):
+    full = load_experiment("table1", "quick")
+    demo = load_experiment("table1", "demo")
+    assert {r.config.model.latent for r in demo.runs} == {3, 20}
+    assert len(demo.runs) == len(full.runs) * 2 // 5  # 2 of the 5 latent sizes, every model
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nruns: {sweep: {model.latent: [3, 5]}}\n"
+                   "efforts: {smoke: {grid: {model.latnt: [3]}}}\n")
+    with pytest.raises(ConfigError, match="model.latnt"):
+        load_experiment(bad, "smoke")
+    bad.write_text("name: bad\nruns: {sweep: {model.latent: [3, 5]}}\nefforts: {smoke: {grid: {model.latent: 3}}}\n")
+    with pytest.raises(ConfigError, match="grid"):
+        load_experiment(bad, "smoke")

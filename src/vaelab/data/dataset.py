@@ -40,6 +40,43 @@ class Split:
 
 
 @dataclass(frozen=True)
+class DataInfo:
+    """What a model must know about its data; saved with every run (``config.json``).
+
+    ``pixel_mean`` is the mean training image (D grey levels or binary frequencies).  The
+    decoders start from it: their output bias is set so that p(x | z) is the mean image
+    before any training (Burda et al. 2015's code; see :mod:`vaelab.nets.init`).  ``None``
+    (a model built without data) leaves that bias at zero.
+    """
+
+    image_shape: tuple[int, int, int]  # (C, H, W)
+    binary: bool  # Bernoulli (True) or Gaussian (False) decoder under likelihood "auto"
+    num_classes: int = 0
+    pixel_mean: tuple[float, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.pixel_mean is not None and len(self.pixel_mean) != self.dim:
+            raise ValueError(f"DataInfo.pixel_mean has {len(self.pixel_mean)} values for {self.dim} pixels")
+
+    @property
+    def dim(self) -> int:
+        c, h, w = self.image_shape
+        return c * h * w
+
+    def to_dict(self) -> dict:
+        out = {"image_shape": list(self.image_shape), "binary": self.binary, "num_classes": self.num_classes}
+        if self.pixel_mean is not None:
+            out["pixel_mean"] = [round(v, 7) for v in self.pixel_mean]
+        return out
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataInfo":
+        mean = d.get("pixel_mean")
+        return cls(tuple(d["image_shape"]), bool(d["binary"]), int(d.get("num_classes", 0)),
+                   None if mean is None else tuple(float(v) for v in mean))
+
+
+@dataclass(frozen=True)
 class Dataset:
     name: str  # "mnist" | "frey"
     train: Split
@@ -53,6 +90,13 @@ class Dataset:
     @property
     def dim(self) -> int:
         return math.prod(self.image_shape)
+
+    @property
+    def info(self) -> DataInfo:
+        """The model's view of this dataset, including the mean training image.  For dynamic
+        binarisation the grey levels' mean is the expected mean of the binary samples."""
+        mean = self.train.x.double().mean(0).tolist() if len(self.train.x) else None
+        return DataInfo(tuple(self.image_shape), bool(self.binary), int(self.num_classes), mean)
 
 
 def load_dataset(cfg: DataConfig, data_dir: str | os.PathLike | None = None, *,

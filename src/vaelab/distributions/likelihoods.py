@@ -27,8 +27,21 @@ class Likelihood(nn.Module):
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """Parameters (n_params * D,) whose ``mean`` is the image ``mean`` (D,): the decoder's
+        output bias at the start.  Grey levels are clipped to [1e-3, 1 - 1e-3] first, so an
+        always-0 or always-1 pixel starts at a finite logit (+-6.9)."""
+        raise NotImplementedError
+
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
+
+
+MEAN_CLIP = 1e-3
+
+
+def _logit_of_mean(mean: torch.Tensor) -> torch.Tensor:
+    return torch.logit(mean.clamp(MEAN_CLIP, 1.0 - MEAN_CLIP))
 
 
 @LIKELIHOODS.register("bernoulli")
@@ -48,6 +61,9 @@ class BernoulliLikelihood(Likelihood):
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
+
+    def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        return _logit_of_mean(mean)
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         return torch.bernoulli(torch.sigmoid(params))
@@ -127,6 +143,10 @@ class GaussianLikelihood(Likelihood):
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return self.split(params)[0]
+
+    def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """Mean block sigmoid^-1(mean); std block 0 (std = min_std + log 2)."""
+        return torch.cat([_logit_of_mean(mean), torch.zeros_like(mean)])
 
     def sample(self, params: torch.Tensor) -> torch.Tensor:
         mean, std = self.split(params)

@@ -18,29 +18,10 @@ import torch
 import torch.nn as nn
 
 from ..config import ModelConfig
+from ..data.dataset import DataInfo
 from ..distributions import DiagonalGaussian, Likelihood
+from ..nets import init_weights, set_output_bias
 from ..registry import LIKELIHOODS, MODELS, NETS, PRIORS
-
-
-@dataclass(frozen=True)
-class DataInfo:
-    """What a model must know about its data; saved with every run."""
-
-    image_shape: tuple[int, int, int]  # (C, H, W)
-    binary: bool  # Bernoulli (True) or Gaussian (False) decoder under likelihood "auto"
-    num_classes: int = 0
-
-    @property
-    def dim(self) -> int:
-        c, h, w = self.image_shape
-        return c * h * w
-
-    def to_dict(self) -> dict:
-        return {"image_shape": list(self.image_shape), "binary": self.binary, "num_classes": self.num_classes}
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "DataInfo":
-        return cls(tuple(d["image_shape"]), bool(d["binary"]), int(d.get("num_classes", 0)))
 
 
 @dataclass
@@ -75,12 +56,28 @@ class VAE(nn.Module):
         super().__init__()
         self.cfg = cfg
         self.info = info
-        arch = NETS.get(cfg.arch)
         self.likelihood: Likelihood = LIKELIHOODS.get(likelihood_name(cfg, info))(cfg)
-        cond = self.cond_dim
-        self.encoder = arch.encoder(cfg, info.image_shape, 2 * cfg.latent, cond)
-        self.decoder = arch.decoder(cfg, cfg.latent, info.image_shape, self.likelihood.n_params, cond)
+        self.build_nets(NETS.get(cfg.arch))
         self.prior = PRIORS.get(cfg.prior)(cfg, cfg.latent, info.dim)
+        self.start()
+
+    def build_nets(self, arch) -> None:
+        """q(z|x) and p(x|z); a model with more conditionals (hierarchical.py) adds its own."""
+        self.encoder = arch.encoder(self.cfg, self.info.image_shape, 2 * self.cfg.latent, self.cond_dim)
+        self.decoder = arch.decoder(self.cfg, self.cfg.latent, self.info.image_shape, self.likelihood.n_params,
+                                    self.cond_dim)
+
+    @torch.no_grad()
+    def start(self) -> None:
+        """The initial weights (``model.init``) of every net, and the decoder's output bias
+        at the likelihood's parameters of the mean training image (``model.output_bias``).
+        See :mod:`vaelab.nets.init`; the prior keeps its own start."""
+        for name, child in self.named_children():
+            if name not in ("prior", "likelihood"):
+                init_weights(child, self.cfg.init)
+        if self.cfg.output_bias == "data" and self.info.pixel_mean is not None:
+            mean = torch.tensor(self.info.pixel_mean, dtype=torch.float64)
+            set_output_bias(self.decoder.output_bias, self.likelihood.params_for_mean(mean))
 
     # --- conditioning hook (the CVAE overrides these two) -------------------------
     @property

@@ -17,30 +17,23 @@ uses ``cfg.arch`` with ``cfg.hidden`` and z1 <-> z2 an MLP with ``cfg.inner_hidd
 from __future__ import annotations
 
 import torch
-import torch.nn as nn
 
-from ..config import ModelConfig
-from ..distributions import DiagonalGaussian, Likelihood
+from ..distributions import DiagonalGaussian
 from ..nets import MLP
-from ..registry import LIKELIHOODS, MODELS, NETS, PRIORS
-from .base import VAE, DataInfo, LogWeights, likelihood_name
+from ..registry import MODELS
+from .base import VAE, LogWeights
 
 
 @MODELS.register("hierarchical")
 class HierarchicalVAE(VAE):
-    def __init__(self, cfg: ModelConfig, info: DataInfo):
-        nn.Module.__init__(self)  # VAE.__init__ would build one-layer nets
-        self.cfg = cfg
-        self.info = info
-        arch = NETS.get(cfg.arch)
-        self.likelihood: Likelihood = LIKELIHOODS.get(likelihood_name(cfg, info))(cfg)
-        cond, z1, z2 = self.cond_dim, cfg.inner_latent, cfg.latent
-        inner = tuple(cfg.inner_hidden)
+    def build_nets(self, arch) -> None:
+        cfg, info, cond = self.cfg, self.info, self.cond_dim
+        z1, z2, inner = cfg.inner_latent, cfg.latent, tuple(cfg.inner_hidden)
         self.encoder = arch.encoder(cfg, info.image_shape, 2 * z1, cond)  # q(z1 | x)
         self.decoder = arch.decoder(cfg, z1, info.image_shape, self.likelihood.n_params, cond)  # p(x | z1)
         self.encoder2 = MLP(z1, inner, 2 * z2, cfg.activation, cond)  # q(z2 | z1)
         self.decoder2 = MLP(z2, tuple(reversed(inner)), 2 * z1, cfg.activation, cond)  # p(z1 | z2)
-        self.prior = PRIORS.get(cfg.prior)(cfg, z2, info.dim)  # p(z2)
+        # the prior p(z2) over cfg.latent is built by VAE.__init__
 
     # --- the extra conditionals -------------------------------------------------------
     def posterior2(self, z1: torch.Tensor, c: torch.Tensor | None = None) -> DiagonalGaussian:

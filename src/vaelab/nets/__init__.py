@@ -7,10 +7,14 @@ an encoder and a decoder:
 * ``decoder(cfg, in_dim, image_shape, n_params, cond_dim)``: z (N, in_dim) [, c (N, C)]
   -> (N, n_params * D), grouped parameter-major ([all means, all stds] for Gaussians).
 
+Every decoder exposes ``output_bias``: one learned bias per output, flat in the same
+order, where the model puts the data's mean image at the start (:mod:`.init`).
+
 ``cond_dim > 0`` means a conditioning vector (the CVAE's one-hot label) is fed in too.
 """
 
 from . import conv, mlp  # noqa: F401  (register "conv", "mlp")
+from .init import init_weights, set_output_bias
 from .mlp import MLP, activation
 
-__all__ = ["MLP", "activation"]
+__all__ = ["MLP", "activation", "init_weights", "set_output_bias"]

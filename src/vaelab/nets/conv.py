@@ -3,8 +3,9 @@
 Encoder: two stride-2 convolutions, each followed by batch norm and LeakyReLU, then a
 linear layer to the posterior parameters.  Decoder: a linear layer (+ ReLU) from z to a
 feature map, then two stride-2 transposed convolutions, batch norm and ReLU between them;
-the last one emits unconstrained per-pixel parameters (logits for Bernoulli pixels: the
-likelihood applies the sigmoid, in log space).
+the last one (no bias of its own) plus a learned per-pixel bias emits unconstrained
+per-pixel parameters (logits for Bernoulli pixels: the likelihood applies the sigmoid, in
+log space).
 
 Widths follow common MNIST CNN VAEs: 32 then 64 channels, kernel 4, stride 2, padding 1,
 so 28 -> 14 -> 7 and back.  Any image from 4x8 or 8x4 pixels up works: odd sizes are
@@ -94,9 +95,16 @@ class ConvDecoder(nn.Module):
         self.fc = nn.Sequential(nn.Linear(in_dim + cond_dim, c2 * sizes[-1][0] * sizes[-1][1]), nn.ReLU())
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(c2, c1, KERNEL, STRIDE, PAD, output_padding=pad2), nn.BatchNorm2d(c1), nn.ReLU(),
-            nn.ConvTranspose2d(c1, n_params * c, KERNEL, STRIDE, PAD, output_padding=pad1),
+            nn.ConvTranspose2d(c1, n_params * c, KERNEL, STRIDE, PAD, output_padding=pad1, bias=False),
         )
+        # A per-pixel output bias (a convolution's bias is per channel): it is where the
+        # data's mean image goes at the start (vaelab.nets.init), as in the MLP decoder.
+        self.pixel_bias = nn.Parameter(torch.zeros(n_params * c * self.image_shape[1] * self.image_shape[2]))
         self.cond_dim = cond_dim
+
+    @property
+    def output_bias(self) -> torch.Tensor:
+        return self.pixel_bias
 
     def forward(self, z: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         lead = z.shape[:-1]
@@ -106,7 +114,7 @@ class ConvDecoder(nn.Module):
         out = self.deconv(h)  # (N, P*C, H, W), channel index = p*C + c
         c, hh, ww = self.image_shape
         # (N, P, C, H, W) -> (N, P*C*H*W): parameter-major, each block in x's (C, H, W) order
-        return out.reshape(*lead, self.n_params * c * hh * ww)
+        return out.reshape(*lead, self.n_params * c * hh * ww) + self.pixel_bias
 
 
 @NETS.register("conv")

@@ -34,6 +34,11 @@ class MLP(nn.Module):
         self.net = nn.Sequential(*layers)
         self.cond_dim = cond_dim
 
+    @property
+    def output_bias(self) -> torch.Tensor:
+        """The last layer's bias, one entry per output (the decoder's per-pixel start)."""
+        return self.net[-1].bias
+
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
         if cond is not None:
             # (..., D) ++ (B, C) broadcast over leading sample dims -> (..., D + C)

@@ -43,7 +43,12 @@ from ..errors import ConfigError
 from ..store import canonical_json
 
 TOP_KEYS = ("name", "description", "base", "runs", "efforts", "report")
-EFFORTS = ("smoke", "quick", "paper")  # every shipped experiment defines these three
+EFFORTS = ("smoke", "demo", "quick", "paper")  # every shipped experiment defines these
+# An effort may also name ``grid: {KEY: [values]}``: it then keeps only the grid's runs whose
+# resolved config has one of those values (the ``demo`` effort runs two latent sizes); and
+# ``by_name: {NAME: {KEY: value}}``: overrides for the runs of one model (config ``name``),
+# applied after the effort's own (the ``demo`` effort gives the slow IWAE fewer epochs).
+EFFORT_GRID, EFFORT_BY_NAME = "grid", "by_name"
 Point = dict[str, Any]
 
 
@@ -181,6 +186,28 @@ def _mapping(data: Mapping[str, Any], key: str, path: Path) -> dict[str, Any]:
     return dict(value)
 
 
+def _effort_grid(spec: Any, where: str) -> dict[str, list[Any]]:
+    if spec is None:
+        return {}
+    if not isinstance(spec, Mapping) or not all(isinstance(v, list) and v for v in spec.values()):
+        raise ConfigError(f"{where}: expected {{KEY: [values, ...]}}, got {spec!r}")
+    return {str(k): list(v) for k, v in flatten(spec).items()}
+
+
+def _kept(cfg: RunConfig, keep: Mapping[str, list[Any]]) -> bool:
+    """Whether a resolved config matches every ``grid`` filter of the effort."""
+    if not keep:
+        return True
+    flat = flatten(cfg.to_dict())
+    for key, values in keep.items():
+        if key not in flat:
+            raise ConfigError(f"effort grid key {key!r} is not a config key")
+        value = flat[key]
+        if value not in values and not (isinstance(value, (list, tuple)) and list(value) in values):
+            return False
+    return True
+
+
 def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[str, Any] | None = None
                     ) -> Experiment:
     """Read an experiment file and expand it at one effort into resolved runs.
@@ -201,9 +228,14 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
     if effort not in efforts:
         known = ", ".join(efforts) or "none"
         raise ConfigError(f"{path}: no effort preset {effort!r}; this experiment defines: {known}")
-    effort_over = flatten(efforts[effort] or {}) if isinstance(efforts[effort] or {}, Mapping) else None
-    if effort_over is None:
+    effort_spec = efforts[effort] or {}
+    if not isinstance(effort_spec, Mapping):
         raise ConfigError(f"{path}: efforts.{effort} must be a mapping of KEY: value overrides")
+    keep = _effort_grid(effort_spec.get(EFFORT_GRID), f"{path}: efforts.{effort}.{EFFORT_GRID}")
+    by_name = effort_spec.get(EFFORT_BY_NAME) or {}
+    if not isinstance(by_name, Mapping) or not all(isinstance(v, Mapping) for v in by_name.values()):
+        raise ConfigError(f"{path}: efforts.{effort}.{EFFORT_BY_NAME} must map model names to KEY: value overrides")
+    effort_over = flatten({k: v for k, v in effort_spec.items() if k not in (EFFORT_GRID, EFFORT_BY_NAME)})
     base = flatten(_mapping(data, "base", path))
     points = expand(data["runs"])
     late = {**effort_over, **dict(overrides or {})}
@@ -213,11 +245,16 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
     for i, point in enumerate(points):
         layered = {**base, **point}
         try:
-            resolved = resolve_dict(unflatten(layered), None, late)
-            cfg = RunConfig.from_dict(resolved)
+            cfg = RunConfig.from_dict(resolve_dict(unflatten(layered), None, late))
+            if cfg.name in by_name:
+                cfg = RunConfig.from_dict(resolve_dict(unflatten(layered), None,
+                                                       {**effort_over, **flatten(by_name[cfg.name]),
+                                                        **dict(overrides or {})}))
         except ConfigError as err:
             shown = ", ".join(f"{k}={v}" for k, v in point.items())
             raise ConfigError(f"{path}: run {i + 1} ({shown}) at effort {effort}: {err}") from None
+        if not _kept(cfg, keep):
+            continue
         rid = run_id(cfg)
         if rid not in seen:  # two grid points may resolve to one config: run it once
             seen.add(rid)

@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 from ..config import RunConfig
 from ..data import Dataset, binarize_dynamic, load_dataset
 from ..errors import CheckpointError, TrainingDiverged
-from ..models import DataInfo, build_model, check_fits_memory
+from ..models import build_model, check_fits_memory
 from ..objectives import build_objective
 from .checkpoint import TrainState, list_checkpoints, load_latest, save_checkpoint
 from .optim import build_optimizer, lr_at
@@ -49,10 +49,6 @@ def resolve_device(name: str) -> torch.device:
 def epoch_seed(seed: int, epoch: int) -> int:
     # Distinct, reproducible stream per (seed, epoch); within 63 bits for manual_seed.
     return (seed * 1_000_003 + epoch * 7919 + 12345) % (2 ** 63 - 1)
-
-
-def data_info(ds: Dataset) -> DataInfo:
-    return DataInfo(tuple(ds.image_shape), bool(ds.binary), int(ds.num_classes))
 
 
 class NonFinite(Exception):
@@ -84,7 +80,7 @@ class Trainer:
             torch.set_num_threads(cfg.train.threads)
         self.device = resolve_device(cfg.train.device)
         self.ds = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
-        self.info = data_info(self.ds)
+        self.info = self.ds.info
         check_fits_memory(cfg.model, self.info, cfg.train.batch_size * cfg.objective.k)
         torch.manual_seed(cfg.train.seed)  # weight initialisation
         self.model = build_model(cfg.model, self.info).to(self.device)
