@@ -92,10 +92,19 @@ ACTIVATIONS = ("tanh", "relu", "leaky_relu", "elu", "softplus", "sigmoid", "gelu
 INIT_SCHEMES = ("glorot", "he", "torch")  # vaelab.nets.init
 
 
+RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu")
+
+
 def auto_init(arch: str, activation: str) -> str:
-    """``model.init: auto``: the scheme measured best for this architecture (issue #9;
-    vaelab.nets.init and the README's "How the models start" give the numbers)."""
-    return "glorot"
+    """``model.init: auto``: the scheme measured best for this architecture (issue #9; the
+    README's "How the models start" gives the numbers): Glorot for tanh-like MLPs (Burda et
+    al.; Kingma & Welling), He for ReLU-like MLPs, and CONV_INIT for the conv net."""
+    if arch == "conv":
+        return CONV_INIT
+    return "he" if activation in RELU_LIKE else "glorot"
+
+
+CONV_INIT = "glorot"
 
 
 @dataclass(frozen=True)

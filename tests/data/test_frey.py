@@ -25,16 +25,15 @@ def test_split_shapes_and_flags(frey_dir):
     data = load(frey_dir)
     assert (data.name, data.image_shape, data.dim) == ("frey", (1, 28, 20), 560)
     assert not data.binary and not data.dynamic and data.num_classes == 0
-    assert [len(s.x) for s in (data.train, data.valid, data.test)] == [1769, 196, 196]
-    assert torch.equal(data.valid.x, data.test.x)  # Frey has no separate validation set
-    for split in (data.train, data.test):
+    assert [len(s.x) for s in (data.train, data.valid, data.test)] == [1592, 177, 196]
+    for split in (data.train, data.valid, data.test):
         assert split.x.dtype == torch.float32 and split.x.shape[1] == 560
         assert split.y.dtype == torch.int64 and bool((split.y == -1).all())
 
 
 def test_grey_levels(frey_dir):
     data = load(frey_dir)
-    every = torch.cat([data.train.x, data.test.x])  # all 1965 frames, once each
+    every = torch.cat([data.train.x, data.valid.x, data.test.x])  # all 1965 frames, once each
     assert float(every.min()) == pytest.approx(8 / 255) and float(every.max()) == pytest.approx(238 / 255)
     assert float(every.mean()) * 255 == pytest.approx(154.46, abs=0.01)
     assert len(every.unique()) > 200  # continuous, not binarised
@@ -45,8 +44,10 @@ def test_split_is_the_seeded_permutation_of_the_file(frey_dir):
     frames = torch.from_numpy(ff.T.astype(np.float32) / 255)  # row i = frame i, 28x20 row-major
     order = torch.randperm(1965, generator=torch.Generator().manual_seed(0))
     data = load(frey_dir)
-    assert torch.equal(data.train.x, frames[order[:1769]])
-    assert torch.equal(data.test.x, frames[order[1769:]])
+    # the study's 90% training faces, of which the last 177 are held out for validation
+    assert torch.equal(data.train.x, frames[order[:1592]])
+    assert torch.equal(data.valid.x, frames[order[1592:1769]])
+    assert torch.equal(data.test.x, frames[order[1769:]])  # no test face is ever validated on
 
 
 def test_binarize_is_ignored_and_limits_apply(frey_dir):
@@ -56,10 +57,10 @@ def test_binarize_is_ignored_and_limits_apply(frey_dir):
     small = load(frey_dir, train_limit=10, test_limit=5)
     assert [len(s.x) for s in (small.train, small.valid, small.test)] == [10, 5, 5]
     assert torch.equal(small.train.x, full.train.x[:10])
-    assert torch.equal(small.valid.x, full.test.x[:5])
+    assert torch.equal(small.valid.x, full.valid.x[:5])
 
 
-def test_valid_and_test_do_not_share_memory(frey_dir):
+def test_splits_do_not_share_memory(frey_dir):
     data = load(frey_dir, test_limit=5)
     data.valid.x.fill_(2.0)
     assert float(data.test.x.max()) <= 1.0

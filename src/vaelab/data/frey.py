@@ -5,9 +5,11 @@ one image per column.  Grey levels are byte/255 and stay continuous: the Gaussia
 models them, so ``cfg.binarize`` does not apply (binary=False, dynamic=False).
 
 Split: a fixed permutation (``torch.Generator`` seeded with :data:`SPLIT_SEED`) of the
-1965 frames; the first :data:`TRAIN_SIZE` (90%) train, the other 196 test.  Frey has no
-separate validation set: ``valid`` is the test split (the same tensors' values), so early
-stopping on it reports an optimistic test number; say so when you use it.
+1965 frames; the first :data:`TRAIN_SIZE` (90%, the study's hold-out) are the training
+faces, the other 196 the test set.  The study has no validation set; vaelab holds out the
+last :data:`VALID_SIZE` of the training faces as one, so the learning-rate selection, the
+learning curves and any early stopping never see a test face: models train on the first
+1592 faces.
 """
 
 from __future__ import annotations
@@ -28,28 +30,29 @@ from .dataset import Dataset, Split
 FILE = "frey_rawface.mat"
 HEIGHT, WIDTH, COUNT = 28, 20, 1965
 TRAIN_SIZE = 1769  # 90% of 1965, rounded up
+VALID_SIZE = 177  # 10% of the training faces, held out for validation
 SPLIT_SEED = 0
 
 
 @DATASETS.register("frey")
 def load_frey(cfg: DataConfig, data_dir=None, *, download: bool = True) -> Dataset:
-    """Frey Faces, 1769 train / 196 test; ``valid`` equals ``test`` (there is no other)."""
+    """Frey Faces: 1592 train / 177 valid (both from the study's 1769 training faces) / 196 test."""
     (path,) = sources.find_files("Frey Faces", [(FILE,)], data_dir, download=download,
                                  fetch=(FILE,), hint=f"Put {FILE}")
-    train, test = _splits(sources.file_key([path]))
-    test = test.head(cfg.test_limit)
-    return Dataset("frey", train.head(cfg.train_limit), test, Split(test.x.clone(), test.y.clone()),
+    train, valid, test = _splits(sources.file_key([path]))
+    return Dataset("frey", train.head(cfg.train_limit), valid.head(cfg.test_limit), test.head(cfg.test_limit),
                    (1, HEIGHT, WIDTH), binary=False, num_classes=0, dynamic=False)
 
 
 @functools.lru_cache(maxsize=2)
-def _splits(key) -> tuple[Split, Split]:
+def _splits(key) -> tuple[Split, Split, Split]:
     path = Path(key[0][0])
     x = torch.from_numpy(_read(path))  # (1965, 560)
     order = torch.randperm(COUNT, generator=torch.Generator().manual_seed(SPLIT_SEED))
     no_labels = torch.full((COUNT,), -1, dtype=torch.int64)
-    return (Split(x[order[:TRAIN_SIZE]], no_labels[:TRAIN_SIZE]),
-            Split(x[order[TRAIN_SIZE:]], no_labels[TRAIN_SIZE:]))
+    fit = TRAIN_SIZE - VALID_SIZE
+    parts = (order[:fit], order[fit:TRAIN_SIZE], order[TRAIN_SIZE:])
+    return tuple(Split(x[idx], no_labels[idx]) for idx in parts)
 
 
 def _read(path: Path) -> np.ndarray:

@@ -7,11 +7,14 @@ import torch
 from ..config import OptimConfig
 from ..registry import OPTIMIZERS
 
-# Devices with torch's fused optimiser kernels that vaelab trains on.
+# Devices with torch's fused optimiser kernels that vaelab trains on.  Adagrad has no
+# fused CUDA kernel (torch raises "`fused=True` requires ... supported devices: cpu, ...";
+# found on the first GPU run, results/README.md).
 _FUSED_DEVICES = ("cpu", "cuda")
+_FUSED_DEVICES_ADAGRAD = ("cpu",)
 
 
-def _kernel(params: list) -> dict[str, bool]:
+def _kernel(params: list, devices: tuple[str, ...] = _FUSED_DEVICES) -> dict[str, bool]:
     """``fused=True`` when every parameter sits where torch has a fused kernel, else ``foreach``.
 
     Fused: one pass over each tensor per step for the whole update, instead of one
@@ -23,7 +26,7 @@ def _kernel(params: list) -> dict[str, bool]:
     for p in params:
         group = p["params"] if isinstance(p, dict) else p
         tensors.extend([group] if torch.is_tensor(group) else list(group))
-    if tensors and all(t.is_floating_point() and t.device.type in _FUSED_DEVICES for t in tensors):
+    if tensors and all(t.is_floating_point() and t.device.type in devices for t in tensors):
         return {"fused": True}
     return {"foreach": True}
 
@@ -38,7 +41,8 @@ def _adam(params, cfg: OptimConfig) -> torch.optim.Optimizer:
 @OPTIMIZERS.register("adagrad")
 def _adagrad(params, cfg: OptimConfig) -> torch.optim.Optimizer:
     params = list(params)
-    return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay, **_kernel(params))
+    return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay,
+                               **_kernel(params, _FUSED_DEVICES_ADAGRAD))
 
 
 @OPTIMIZERS.register("sgd")
