@@ -98,13 +98,13 @@ RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu")
 def auto_init(arch: str, activation: str) -> str:
     """``model.init: auto``: the scheme measured best for this architecture (issue #9; the
     README's "How the models start" gives the numbers): Glorot for tanh-like MLPs (Burda et
-    al.; Kingma & Welling), He for ReLU-like MLPs, and CONV_INIT for the conv net."""
+    al.; Kingma & Welling), He for ReLU-like MLPs, and PyTorch's default for the conv net."""
     if arch == "conv":
         return CONV_INIT
     return "he" if activation in RELU_LIKE else "glorot"
 
 
-CONV_INIT = "glorot"
+CONV_INIT = "torch"  # measured: 14 nats ahead of glorot and he after 1 epoch (README)
 
 
 @dataclass(frozen=True)

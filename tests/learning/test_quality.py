@@ -42,9 +42,9 @@ def train_and_eval(tmp_path, data_dir, preset: str | None, overrides: dict, k: i
 
 # --- Burda et al.'s architectures, 5 epochs ---------------------------------------------
 # measured (IS-LL, k=200, 2000 test images; s.e. ~0.7):
-#   model                         vaelab (seed 1)   reference   init reverted (torch + zero bias)
-#   1 layer 784-200-200-50 tanh   -106.16           see below   -119.4 (issue #9)
-#   2 layers (hvae)               -106.70           see below   -150.7 (issue #9)
+#   model                         vaelab (seed 1)   reference (seed 0 / 1)   init reverted (torch + zero bias)
+#   1 layer 784-200-200-50 tanh   -106.16           -106.16 / -105.98        -119.4 (issue #9)
+#   2 layers (hvae)               -106.70           -106.58                  -150.7 (issue #9)
 # Threshold -109: issue #9's, about 3 nats (4 s.e.) under both measurements.
 ONE_LAYER = {**BURDA_SHORT, "model.kind": "vae", "model.arch": "mlp", "model.hidden": [200, 200],
              "model.activation": "tanh", "model.latent": 50}
@@ -72,3 +72,35 @@ def test_reverting_the_start_fails_the_threshold(tmp_path, data_dir):
     good = train_and_eval(tmp_path / "good", data_dir, "hvae", fixed, **EVAL)
     assert bad["log_likelihood"] < -109.0 and bad["active_units"] <= 2, bad
     assert good["log_likelihood"] > bad["log_likelihood"] + 30, (good, bad)
+
+
+# --- the study's CNN VAE ------------------------------------------------------------------
+# vae-cnn (lr 1e-2, as the study), N_z = 20, one epoch on 20,000 images, dynamic
+# binarisation; IS k = 100 on 1000 test images (s.e. ~1.5).  Measured, seed 1:
+#   start: torch default weights + bias at the mean image (shipped)   -116.31
+#          Glorot / He weights + bias at the mean image               -130.63 / -130.72
+# The reference (Glorot, 2 epochs, k = 200 on 2000 images) measured -112.92 at lr 1e-2 and
+# -101.34 at lr 1e-3 (the study's 1e-2 is the slower at this budget).
+# Threshold -120: 3.7 nats under the shipped start (2.5 s.e.), 10 above the other schemes.
+def test_cnn_vae_learns(tmp_path, data_dir):
+    over = {"data.binarize": "dynamic", "data.train_limit": 20000, "model.latent": 20, "train.epochs": 1,
+            "train.seed": 1}
+    out = train_and_eval(tmp_path, data_dir, "vae-cnn", over, k=100, limit=1000)
+    assert out["log_likelihood"] >= -120.0, out
+
+
+# --- Frey Faces, the Gaussian decoder -------------------------------------------------------
+# Kingma & Welling's Frey model (200 tanh, Gaussian decoder with the std floor), N_z = 5,
+# Adam 1e-3, batch 100, 100 epochs (about 20 s on 2 cores); test ELBO on the 196 test faces
+# (s.e. ~13 over faces; the same faces every time).  Measured:
+#   the independent reference (benchmarks/reference, its own split of 1769 faces)  1009.05
+#   vaelab, shipped start (seed 1)                                                 1012.96
+#   vaelab with the Adagrad 0.02 preset instead of Adam: 718.0; reverted start: 643.2
+# Threshold 980: about 30 nats (2.3 s.e.) under both measurements.
+def test_frey_gaussian_vae_learns(tmp_path, data_dir):
+    if not (data_dir / "frey_rawface.mat").exists():
+        pytest.skip("frey_rawface.mat not in the data folder")
+    over = {"data.dataset": "frey", "model.hidden": [200], "model.latent": 5, "train.epochs": 100, "train.seed": 1,
+            "optim.name": "adam", "optim.lr": 1e-3}
+    out = train_and_eval(tmp_path, data_dir, "vae", over, k=100, limit=None)
+    assert out["elbo"] >= 980.0, out

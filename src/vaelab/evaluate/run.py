@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import math
 import time
 from pathlib import Path
@@ -24,6 +26,11 @@ def protocol(cfg, k: int, conditional: bool, n: int) -> str:
     return (f"{cfg.data.dataset} test set ({n} images{binar}); ELBO = mean of log w over the {k} samples; "
             f"log-likelihood = importance-sampled {target} with k={k} samples from q (Burda et al. 2015); "
             f"nats per image, higher is better")
+
+
+def tensor_sha256(x: torch.Tensor) -> str:
+    """sha256 of a tensor's float32 values in C order (as ``x.cpu().float().numpy().tobytes()``)."""
+    return hashlib.sha256(x.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
 
 
 def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path | None = None,
@@ -55,6 +62,10 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
         "dataset": cfg.data.dataset,
         "seconds": round(seconds, 3),
         "protocol": protocol(cfg, k, conditional, int(x.shape[0])),
+        # what anyone can check: the exact test tensor evaluated (after binarisation and
+        # --limit; the fixed-seed binarisation depends on torch's RNG code) and torch's version
+        "test_sha256": tensor_sha256(x),
+        "torch": torch.__version__,
     }
     if not all(math.isfinite(out[n]) for n in ("elbo", "log_likelihood", "recon", "kl")):
         raise VaelabError(f"evaluation of {run.path} gave non-finite numbers; the model is broken, not the data")

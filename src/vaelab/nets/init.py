@@ -11,8 +11,8 @@ nets (batch norm keeps its own start, weight 1 and bias 0):
 * ``he``: He et al. (2015) uniform for ReLU nets, U(-a, a) with a = sqrt(6 / fan_in),
   zero biases.
 * ``torch``: PyTorch's own default (Kaiming-uniform with a = sqrt(5), i.e. roughly
-  U(+-1/sqrt(fan_in)), biases likewise): what vaelab did before issue #9, kept so the
-  difference can be measured.
+  U(+-1/sqrt(fan_in)), biases likewise): what vaelab used everywhere before issue #9;
+  measured best for the batch-normalised conv net.
 
 ``model.init: auto`` picks per architecture (:func:`vaelab.config.auto_init`, resolved
 when the config is built so the saved config names the scheme), from measurements on
