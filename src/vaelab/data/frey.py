@@ -21,7 +21,7 @@ import torch
 
 from ..config import DataConfig
 from ..errors import DataError
-from ..registry import DATASETS
+from ..registry import DATA_FILES, DATASETS
 from . import sources
 from .dataset import Dataset, Split
 
@@ -31,11 +31,17 @@ TRAIN_SIZE = 1769  # 90% of 1965, rounded up
 SPLIT_SEED = 0
 
 
+@DATA_FILES.register("frey")
+def frey_files(data_dir=None, *, download: bool = True) -> list[Path]:
+    """[frey_rawface.mat] (DataError if it is nowhere)."""
+    return sources.find_files("Frey Faces", [(FILE,)], data_dir, download=download,
+                              fetch=(FILE,), hint=f"Put {FILE}")
+
+
 @DATASETS.register("frey")
 def load_frey(cfg: DataConfig, data_dir=None, *, download: bool = True) -> Dataset:
     """Frey Faces, 1769 train / 196 test; ``valid`` equals ``test`` (there is no other)."""
-    (path,) = sources.find_files("Frey Faces", [(FILE,)], data_dir, download=download,
-                                 fetch=(FILE,), hint=f"Put {FILE}")
+    (path,) = frey_files(data_dir, download=download)
     train, test = _splits(sources.file_key([path]))
     test = test.head(cfg.test_limit)
     return Dataset("frey", train.head(cfg.train_limit), test, Split(test.x.clone(), test.y.clone()),
