@@ -22,7 +22,7 @@ from ..errors import VaelabError
 from ..io import atomic_write_bytes
 from ..registry import Registry
 from ..store import RunRow
-from .grid import make_grid
+from .grid import grid_shape, make_grid
 from .spec import lookup, matches
 
 FIGURES: Registry = Registry("figure kind")
@@ -259,7 +259,7 @@ def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path:
         imgs, shape = load_images(ctx.run_path(r), "samples", n, ctx.data_dir, ctx.device, cond, SEED)
         rows.append((labels[r.id] + (f" (y={cond})" if cond is not None else ""), imgs))
     if len(rows) == 1 and n > 10:  # one model, many samples: a block, not a strip
-        per = math.ceil(math.sqrt(n * 1.6))
+        per = grid_shape(n)[1]  # no ragged last strip when n allows (30 -> 5 strips of 6)
         rows = [(rows[0][0] if i == 0 else "", rows[0][1][i:i + per]) for i in range(0, n, per)]
         last = rows[-1][1]
         if last.shape[0] < per:  # pad the last strip so every strip has the same width
