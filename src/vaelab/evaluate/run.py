@@ -63,8 +63,8 @@ def _announce(seconds: float, n: int, k: int, device: torch.device) -> None:
     if seconds < 30:
         return
     when = f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
-    print(f"vaelab: eval: about {when} for {n} test images at k={k} on {device.type} (timed on a first chunk)"
-          + ("; for a quick look use --k 100 --limit 1000" if k > 100 or n > 1000 else ""),
+    print(f"vaelab: eval: about {when} for {n} test images at k={k} on {device.type} (timed on a first "
+          f"chunk); a smaller --k or --limit is quicker, e.g. --k 100 --limit 1000 for a first look",
           file=sys.stderr, flush=True)
 
 
