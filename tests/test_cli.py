@@ -308,3 +308,12 @@ def test_written_files_have_normal_permissions(tiny_runs):
 
     for f in (tiny_runs["vae"] / "config.json", tiny_runs["vae"] / "metrics.jsonl"):
         assert stat.S_IMODE(f.stat().st_mode) & 0o044 == 0o044, oct(f.stat().st_mode)
+
+
+def test_eval_of_one_image_has_no_standard_error_and_no_traceback(tiny_runs, capsys, data_dir):
+    """Found by the CLI property tests: --limit 1 made a NaN standard error that JSON refused."""
+    assert main(["eval", str(tiny_runs["vae"]), "--k", "3", "--limit", "1", "--json", "--data-dir", str(data_dir)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 1 and out["log_likelihood_sem"] is None
+    assert json.loads((tiny_runs["vae"] / "eval.json").read_text())["log_likelihood_sem"] is None
+    (tiny_runs["vae"] / "eval.json").unlink()

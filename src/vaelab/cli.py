@@ -110,8 +110,9 @@ def cmd_eval(args: argparse.Namespace) -> int:
     else:
         print(f"{out['model']} on {out['dataset']}, latent {out['latent']}, epoch {out['epoch']}")
         print(f"  test ELBO                        {out['elbo']:10.2f} nats")
-        print(f"  test log-likelihood (IS, k={out['k']}) {out['log_likelihood']:10.2f} nats "
-              f"(+- {out['log_likelihood_sem']:.2f} s.e.)")
+        sem = out["log_likelihood_sem"]
+        print(f"  test log-likelihood (IS, k={out['k']}) {out['log_likelihood']:10.2f} nats"
+              + (f" (+- {sem:.2f} s.e.)" if sem is not None else " (one image: no s.e.)"))
         print(f"  reconstruction E[log p(x|z)]     {out['recon']:10.2f}")
         print(f"  KL(q(z|x) || p(z))               {out['kl']:10.2f}")
         print(f"  active units                     {out['active_units']:10d} of {out['latent']}")
@@ -135,7 +136,10 @@ def _cmd_images(which: str) -> Callable[[argparse.Namespace], int]:
         imgs, shape = load_images(args.run_dir, which, args.n, args.data_dir, args.device,
                                   getattr(args, "label", None), args.seed)
         nrow = args.n if which == "reconstructions" else None
-        path = save_grid(imgs, shape, args.output, nrow=nrow)
+        try:
+            path = save_grid(imgs, shape, args.output, nrow=nrow)
+        except (OSError, ValueError) as err:  # a folder, no permission, a NUL in the name...
+            raise ConfigError(f"cannot write {args.output!r}: {getattr(err, 'strerror', None) or err}") from None
         print(str(path))
         return 0
 

@@ -103,6 +103,8 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
         "seconds": round(seconds, 3),
         "protocol": protocol(cfg, k, conditional, int(x.shape[0])),
     }
+    if not math.isfinite(out["log_likelihood_sem"]):
+        out["log_likelihood_sem"] = None  # one test image has no standard error (and JSON has no NaN)
     if not all(math.isfinite(out[n]) for n in ("elbo", "log_likelihood", "recon", "kl")):
         raise VaelabError(f"evaluation of {run.path} gave non-finite numbers; the model is broken, not the data")
     if write:
