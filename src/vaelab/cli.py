@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Test ELBO and importance-sampled log-likelihood of a run on its clean test set. The "
                     "honest default (k=5000 on all 10,000 MNIST test images) takes hours on a CPU; an "
                     "estimate is printed after the first chunk. For a quick look: --k 100 --limit 1000 "
-                    "(about a minute for the study's MLP on 2 cores).")
+                    "(seconds for the study's MLP on 2 cores).")
     p.add_argument("run_dir")
     p.add_argument("--k", type=int, default=None,
                    help="importance samples per image (default: the run's eval.k, 5000); --k 100 for a quick look")
@@ -319,19 +319,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-def _interrupt_hint(args: argparse.Namespace) -> str:
-    """What is safe and what to do after Ctrl-C, true for the command that was cut."""
-    if args.command == "train":
-        out = args.out or "RUN_DIR"
-        return f"finished epochs are checkpointed: continue with `vaelab train --resume --out {out}`"
-    if args.command == "eval":
-        return ("nothing was written (eval cannot resume): run it again; --k 100 --limit 1000 "
-                "gives a quick estimate")
-    if args.command in ("sweep", "reproduce"):
-        return ("finished runs are stored and cut-off runs resume from their checkpoints: "
-                "run the same command again")
-    return "nothing was written: run the command again"
+# What is safe and what to do after Ctrl-C, true for the command that was cut.
+INTERRUPT_HINTS = {
+    "train": "finished epochs are checkpointed: continue with `vaelab train --resume --out {out}`",
+    "eval": "nothing was written (eval cannot resume): run it again; --k 100 --limit 1000 gives a quick estimate",
+    "sweep": "finished runs are stored and cut-off runs resume from their checkpoints: run the same command again",
+}
+INTERRUPT_HINTS["reproduce"] = INTERRUPT_HINTS["sweep"]
 
+
+def _interrupt_hint(args: argparse.Namespace) -> str:
+    hint = INTERRUPT_HINTS.get(args.command, "nothing was written: run the command again")
+    return hint.format(out=getattr(args, "out", None) or "RUN_DIR")
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -102,6 +102,6 @@ def test_the_protocol_banner_is_visible_in_a_browser(report_sweep, tmp_path):
     banners = json.loads(html.unescape(found.group(1)))
     assert len(banners) == 1
     b = banners[0]
-    assert "Protocol differs" in b["text"] and "2 epochs here vs 100" in b["text"]
+    assert "Protocol differs" in b["text"] and "epochs: 2 here, 100 in the reference" in b["text"]
     assert b["height"] > 10 and b["width"] > 300 and b["background"] not in ("rgba(0, 0, 0, 0)", "transparent")
     assert b["next"] == "H4"  # directly above the table's first grid

@@ -154,9 +154,9 @@ def test_protocol_differences_put_a_banner_on_the_table_and_neutral_differences(
     from vaelab.report.html import _table_html
 
     table = _table(synthetic, protocol={"epochs": 100, "k": 10, "test_images": 10000, "train_images": "all"})
-    assert table.mismatches == ["3 epochs here vs 100", "500 test images here vs 10000"]
+    assert table.mismatches == ["epochs: 3 here, 100 in the reference", "test images: 500 here, 10000 in the reference"]
     banner = table.banner()
-    assert "Protocol differs" in banner and "3 epochs here vs 100" in banner and "not a verdict" in banner
+    assert "Protocol differs" in banner and "epochs: 3 here, 100 in the reference" in banner and "not a verdict" in banner
     assert f"**{banner}**" in to_markdown(table)
     html = _table_html(table)
     assert 'class="neutral">+7.64<' in html and 'class="pos"' not in html and 'class="neg"' not in html
@@ -219,7 +219,7 @@ def test_grids_have_no_ragged_last_row_when_n_allows(n, shape):
 def test_report_html_shows_banner_and_standard_errors(report_sweep):
     _, index = report_sweep
     page = index.read_text()
-    assert '<div class="banner" role="note">Protocol differs' in page and "2 epochs here vs 100" in page
+    assert '<div class="banner" role="note">Protocol differs' in page and "epochs: 2 here, 100 in the reference" in page
     assert " ± " in page  # standard errors of the log-likelihoods
 
 

@@ -230,8 +230,8 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
                     Line2D([], [], color="0.4", ls="--", marker="o", ms=5, mfc="white",
                            label="training (dashed, open)")]
         ax.legend(handles=handles, fontsize=7)
-    fig.suptitle("ELBO per epoch: validation solid with filled dots, training (mean over the epoch) dashed "
-                 "with open dots", fontsize=9)
+    fig.suptitle("ELBO per epoch\nvalidation: solid, filled dots; training (mean over the epoch): dashed, open dots",
+                 fontsize=8)
     fig.tight_layout()
     return [save_figure(fig, path)]
 

@@ -54,7 +54,7 @@ class Table:
     reference: dict[str, Any] | None
     protocol: str
     notes: list[str] = field(default_factory=list)
-    # How our protocol differs from the reference's (e.g. "1 epoch vs 100"); non-empty
+    # How our protocol differs from the reference's ("epochs: 1 here, 100 in the reference"); non-empty
     # means the differences are for orientation, not a verdict, and the report says so.
     mismatches: list[str] = field(default_factory=list)
 
@@ -157,7 +157,7 @@ PROTOCOL_FACTS: dict[str, tuple[str, Any]] = {
 
 def protocol_mismatches(runs: Sequence[RunRow], reference: Mapping[str, Any] | None) -> list[str]:
     """How the runs' protocol differs from the one the reference declares, one phrase per
-    fact ("1 epochs vs 100").  A reference that declares no protocol cannot be vouched for."""
+    fact ("epochs: 1 here, 100 in the reference").  A reference that declares no protocol cannot be vouched for."""
     if not reference or reference.get("comparable", True) is False:
         return []
     declared = reference.get("protocol")
@@ -173,7 +173,7 @@ def protocol_mismatches(runs: Sequence[RunRow], reference: Mapping[str, Any] | N
             if v is not None and v not in ours:
                 ours.append(v)
         if ours and [str(v) for v in ours] != [str(want)]:
-            out.append(f"{'/'.join(map(str, ours))} {label} here vs {want}")
+            out.append(f"{label}: {'/'.join(map(str, ours))} here, {want} in the reference")
     return out
 
 
