@@ -308,3 +308,10 @@ def test_reproduce_and_report_with_random_arguments(tmp_path, monkeypatch, exper
     assert cli(["report", "--sweep", str(tmp_path / (experiment.replace("/", "_").replace("\x00", "") or "x")),
                 "--quiet"]) == 2
     assert not (tmp_path / "s").exists()
+
+
+@CLI_SETTINGS
+@given(st.lists(junk, max_size=3), st.sampled_from(["models", "--version", "help", "", "train --help"]))
+def test_other_commands_with_random_arguments(capsys, extra, command):
+    assert cli([*command.split(), *extra]) in (0, 2)
+    assert "Traceback" not in capsys.readouterr().err
