@@ -132,3 +132,188 @@ def test_latent_larger_than_memory_is_refused_before_allocating(tmp_path, capsys
                  "--out", str(tmp_path / "run")]) == 2
     assert "GiB" in one_line_error(capsys)
     assert not (tmp_path / "run").exists()
+
+
+# --- the first hour as a user (issue 12): every bad argument one line and exit 2 -------------
+
+
+@pytest.fixture(scope="module")
+def tiny_runs(tmp_path_factory, data_dir):
+    """A trained tiny VAE and a tiny CVAE (one epoch each), shared by the tests below."""
+    root = tmp_path_factory.mktemp("cli-runs")
+    runs = {}
+    for name in ("vae", "cvae"):
+        runs[name] = root / name
+        assert main(["train", *TINY, "--model", name, "--data-dir", str(data_dir), "--out", str(runs[name])]) == 0
+    return runs
+
+
+@pytest.mark.parametrize("flags, words", [
+    (["--k", "0"], ["--k", "between 1"]),
+    (["--k", "-3"], ["--k", "-3"]),
+    (["--limit", "0"], ["--limit", ">= 1"]),
+    (["--limit", "-5"], ["--limit"]),
+    (["--device", "gpu7"], ["device", "gpu7"]),
+])
+def test_eval_bad_arguments_are_one_line(tiny_runs, capsys, data_dir, flags, words):
+    capsys.readouterr()
+    assert main(["eval", str(tiny_runs["vae"]), *flags, "--data-dir", str(data_dir)]) == 2
+    line = one_line_error(capsys)
+    assert all(w in line for w in words), line
+    assert not (tiny_runs["vae"] / "eval.json").exists()
+
+
+def test_eval_announces_its_cost_up_front(tiny_runs, capsys, data_dir, monkeypatch):
+    from vaelab.evaluate import run as eval_run
+
+    real = eval_run.estimate_seconds
+    seen = []
+    monkeypatch.setattr(eval_run, "estimate_seconds", lambda *a, **kw: seen.append(real(*a, **kw)) or 7200.0)
+    capsys.readouterr()
+    assert main(["eval", str(tiny_runs["vae"]), "--k", "5", "--limit", "20", "--json",
+                 "--data-dir", str(data_dir)]) == 0
+    err = capsys.readouterr().err
+    assert "about 2.0 h for 20 test images at k=5" in err and "--k 100 --limit 1000" in err
+    assert seen and 0 < seen[0] < 60  # the real estimate from the first chunk of 20 tiny images
+
+
+def test_eval_help_documents_a_quick_look(capsys):
+    with pytest.raises(SystemExit):
+        main(["eval", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert "--k 100" in out and "--limit 1000" in out and "hours" in out
+
+
+def test_sample_label_out_of_range_names_the_classes(tiny_runs, capsys, tmp_path):
+    out = tmp_path / "s.png"
+    capsys.readouterr()
+    assert main(["sample", str(tiny_runs["cvae"]), "--label", "11", "-o", str(out)]) == 2
+    line = one_line_error(capsys)
+    assert "0..9" in line and "11" in line
+    assert not out.exists()
+    assert main(["sample", str(tiny_runs["cvae"]), "--label", "3", "--n", "10", "-o", str(out)]) == 0
+
+
+@pytest.mark.parametrize("name, magic", [("s.jpg", b"\xff\xd8\xff"), ("s.JPEG", b"\xff\xd8\xff"),
+                                         ("s.pdf", b"%PDF"), ("s.png", b"\x89PNG")])
+def test_sample_writes_the_format_its_name_asks_for(tiny_runs, tmp_path, name, magic):
+    out = tmp_path / name
+    assert main(["sample", str(tiny_runs["vae"]), "--n", "9", "-o", str(out)]) == 0
+    assert out.read_bytes().startswith(magic)
+
+
+@pytest.mark.parametrize("name", ["s.xyz", "samples"])
+def test_sample_refuses_a_format_it_cannot_write(tiny_runs, tmp_path, capsys, name):
+    out = tmp_path / name
+    capsys.readouterr()
+    assert main(["sample", str(tiny_runs["vae"]), "-o", str(out)]) == 2
+    assert ".png" in one_line_error(capsys)
+    assert not out.exists()
+
+
+def test_train_on_a_device_torch_does_not_have(tmp_path, capsys, data_dir):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this torch has CUDA; the test is for a CPU-only build")
+    assert main(["train", *TINY, "--device", "cuda", "--data-dir", str(data_dir), "--out", str(tmp_path / "r")]) == 2
+    line = one_line_error(capsys)
+    assert "cuda" in line and "--device cpu" in line
+    assert not (tmp_path / "r").exists()
+
+
+def test_resume_without_out_asks_what_to_resume(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--resume", "--model", "vae"]) == 2
+    line = one_line_error(capsys)
+    assert "which one" in line and "--out" in line
+    assert not (tmp_path / "runs").exists()
+
+
+def test_resume_says_from_which_epoch(tiny_runs, tmp_path, capsys, data_dir):
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["vae"], run)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--epochs", "2", "--data-dir", str(data_dir)]) == 0
+    captured = capsys.readouterr()
+    assert f"resuming {run} from epoch 1 of 2" in captured.err
+    assert json.loads(captured.out.strip().splitlines()[-1])["epochs"] == 2
+
+
+def test_train_without_a_preset_is_not_recorded_as_one(tmp_path, capsys, data_dir):
+    """`--dataset frey` alone trains with the global defaults, not the `vae` preset."""
+    run = tmp_path / "run"
+    assert main(["train", "--dataset", "frey", "--latent", "2", "--hidden", "16", "--epochs", "1", "--quiet",
+                 "--data-dir", str(data_dir), "--out", str(run)]) == 0
+    cfg = json.loads((run / "config.json").read_text())["config"]
+    assert cfg["name"] == "custom" and cfg["optim"]["name"] == "adam"
+    run2 = tmp_path / "run2"
+    assert main(["train", "--model", "vae", "--dataset", "frey", "--latent", "2", "--hidden", "16", "--epochs", "1",
+                 "--quiet", "--data-dir", str(data_dir), "--out", str(run2)]) == 0
+    cfg = json.loads((run2 / "config.json").read_text())["config"]
+    assert cfg["name"] == "vae" and cfg["optim"]["name"] == "adagrad"
+
+
+def test_interrupted_eval_gives_a_true_hint(tiny_runs, capsys, monkeypatch):
+    from vaelab.evaluate import run as eval_run
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(eval_run, "evaluate_run", interrupted)
+    assert main(["eval", str(tiny_runs["vae"]), "--k", "5"]) == 130
+    err = capsys.readouterr().err
+    assert "interrupted" in err and "--resume" not in err and "run it again" in err
+
+
+def test_interrupted_train_names_the_run_to_resume(tmp_path, capsys, monkeypatch):
+    import vaelab.train
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(vaelab.train, "train_run", interrupted)
+    assert main(["train", "--out", str(tmp_path / "r")]) == 130
+    assert f"vaelab train --resume --out {tmp_path / 'r'}" in capsys.readouterr().err
+
+
+def test_disk_full_during_a_checkpoint(tiny_runs, tmp_path, capsys, data_dir, monkeypatch):
+    """One line naming the directory, the space and --resume; then a resume after freeing
+    space finishes the run."""
+    import errno
+
+    from vaelab.train import checkpoint
+
+    run = tmp_path / "run"
+    shutil.copytree(tiny_runs["vae"], run)
+    real = checkpoint.save_file
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    capsys.readouterr()
+    assert main(["train", "--resume", "--out", str(run), "--epochs", "2", "--quiet", "--data-dir", str(data_dir)]) == 2
+    line = one_line_error(capsys)
+    assert "no space left" in line and str(run / "checkpoints") in line and "MiB" in line
+    assert f"--resume --out {run}" in line
+    assert not list((run / "checkpoints").glob(".*.tmp"))  # no half-written file left
+    monkeypatch.setattr(checkpoint, "save_file", real)
+    assert main(["train", "--resume", "--out", str(run), "--epochs", "2", "--quiet", "--data-dir", str(data_dir)]) == 0
+    assert len((run / "metrics.jsonl").read_text().splitlines()) == 2
+
+
+def test_written_files_have_normal_permissions(tiny_runs):
+    import stat
+
+    for f in (tiny_runs["vae"] / "config.json", tiny_runs["vae"] / "metrics.jsonl"):
+        assert stat.S_IMODE(f.stat().st_mode) & 0o044 == 0o044, oct(f.stat().st_mode)
+
+
+def test_eval_of_one_image_has_no_standard_error_and_no_traceback(tiny_runs, capsys, data_dir):
+    """Found by the CLI property tests: --limit 1 made a NaN standard error that JSON refused."""
+    assert main(["eval", str(tiny_runs["vae"]), "--k", "3", "--limit", "1", "--json", "--data-dir", str(data_dir)]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["n"] == 1 and out["log_likelihood_sem"] is None
+    assert json.loads((tiny_runs["vae"] / "eval.json").read_text())["log_likelihood_sem"] is None
+    (tiny_runs["vae"] / "eval.json").unlink()

@@ -157,6 +157,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _positive("train", self, "epochs", "batch_size")
+        if not 0 <= self.seed < 2 ** 63:
+            _fail("train", "seed", f"must be in [0, 2^63), got {self.seed!r}")
         if self.nan_retries < 0:
             _fail("train", "nan_retries", f"must be >= 0, got {self.nan_retries!r}")
         if self.threads < 0:
@@ -174,13 +176,15 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         _positive("eval", self, "k", "active_threshold")
+        if not 0 <= self.seed < 2 ** 63:
+            _fail("eval", "seed", f"must be in [0, 2^63), got {self.seed!r}")
         if self.batch_size < 0:
             _fail("eval", "batch_size", f"must be >= 0, got {self.batch_size!r}")
 
 
 @dataclass(frozen=True)
 class RunConfig:
-    name: str = "vae"  # label: the preset it came from
+    name: str = "custom"  # label: the preset it came from; "custom" = no preset (the defaults above)
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)

@@ -25,6 +25,10 @@ class CheckpointError(VaelabError):
     """A run directory or checkpoint that cannot be trusted or resumed."""
 
 
+class DiskFullError(VaelabError):
+    """No space left on the device while a file was written (nothing half-written stays)."""
+
+
 class TrainingDiverged(VaelabError):
     """A non-finite loss or gradient that the NaN guard could not recover from."""
 

@@ -51,6 +51,7 @@ class Registry(Generic[T]):
 
 
 DATASETS: Registry = Registry("dataset")
+DATA_FILES: Registry = Registry("dataset")  # name -> files(data_dir, download=...) -> [Path]
 NETS: Registry = Registry("architecture")
 LIKELIHOODS: Registry = Registry("likelihood")
 PRIORS: Registry = Registry("prior")

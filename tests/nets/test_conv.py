@@ -36,18 +36,23 @@ def test_too_small_images_are_a_config_error(shape):
 
 
 def test_output_is_grouped_parameter_major():
-    # Channel p*C + c of the last transposed conv feeds block p of the output: a bias on
-    # the second parameter's channels moves only the second half.
+    # Channel p*C + c of the last transposed conv feeds block p of the output: changing the
+    # weights of the second parameter's channels moves only the second half; and the
+    # per-pixel output bias is laid out in the same order.
     shape = (2, 8, 8)
     dec = CONV.decoder(CFG, 4, shape, 2).eval()
     z = torch.randn(3, 4)
     before = dec(z)
-    with torch.no_grad():
-        dec.deconv[-1].bias[2:] += 1.0  # channels of parameter 1 (C = 2)
-    after = dec(z)
     d = 2 * 8 * 8
+    with torch.no_grad():
+        dec.deconv[-1].weight[:, 2:] += 0.5  # channels of parameter 1 (C = 2)
+    after = dec(z)
     torch.testing.assert_close(after[:, :d], before[:, :d])
-    torch.testing.assert_close(after[:, d:], before[:, d:] + 1.0)
+    assert not torch.allclose(after[:, d:], before[:, d:])
+    with torch.no_grad():
+        dec.output_bias[d:] += 1.0
+    torch.testing.assert_close(dec(z)[:, :d], after[:, :d])
+    torch.testing.assert_close(dec(z)[:, d:], after[:, d:] + 1.0)
 
 
 def test_label_reaches_both_nets():

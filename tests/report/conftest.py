@@ -26,6 +26,7 @@ REPORT_EXPERIMENT = textwrap.dedent("""\
             source: the study
             metric: elbo
             note: made-up numbers for the test
+            protocol: {epochs: 100, test_images: 10000}
             values: {vae: {2: -150.0, 3: -140.0}, cvae: {3: -120.0}}
       figures:
         - {name: curves, kind: curves, select: {}, caption: Learning curves.}

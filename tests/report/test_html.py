@@ -70,3 +70,38 @@ def test_every_image_of_the_report_loads(report_sweep, tmp_path):
     assert result["total"] == 6
     assert result["bad"] == [], f"images that did not load: {result['bad']}"
     assert all(w > 100 for w in result["widths"])
+
+
+BANNERS = """<script>
+window.addEventListener("load", function () {
+  var out = document.createElement("pre");
+  out.id = "vaelab-bannercheck";
+  out.textContent = JSON.stringify(Array.prototype.slice.call(document.querySelectorAll(".banner")).map(
+    function (b) { var r = b.getBoundingClientRect(); var s = getComputedStyle(b);
+                   return {text: b.textContent, height: r.height, width: r.width, background: s.backgroundColor,
+                           next: b.nextElementSibling ? b.nextElementSibling.tagName : null}; }));
+  document.body.appendChild(out);
+});
+</script>"""
+
+
+def test_the_protocol_banner_is_visible_in_a_browser(report_sweep, tmp_path):
+    """The table whose protocol differs from its reference's carries a banner a reader
+    sees: rendered, non-empty, coloured, right above the table's grids."""
+    _, index = report_sweep
+    copy = tmp_path / "report"
+    shutil.copytree(index.parent, copy)
+    page = copy / "index.html"
+    page.write_text(page.read_text(encoding="utf-8").replace("</body>", BANNERS + "</body>"), encoding="utf-8")
+    cmd = [_chromium(), "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+           f"--user-data-dir={tmp_path / 'chromium-profile'}", "--virtual-time-budget=5000", "--window-size=1280,900",
+           "--dump-dom", page.resolve().as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=90).stdout
+    found = re.search(r'<pre id="vaelab-bannercheck">(.*?)</pre>', dom, re.S)
+    assert found, f"the check script did not run; chromium printed: {dom[:500]!r}"
+    banners = json.loads(html.unescape(found.group(1)))
+    assert len(banners) == 1
+    b = banners[0]
+    assert "Protocol differs" in b["text"] and "epochs: 2 here, 100 in the reference" in b["text"]
+    assert b["height"] > 10 and b["width"] > 300 and b["background"] not in ("rgba(0, 0, 0, 0)", "transparent")
+    assert b["next"] == "H4"  # directly above the table's first grid

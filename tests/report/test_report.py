@@ -67,7 +67,7 @@ def test_table_cells_reference_and_differences(synthetic):
     md = to_markdown(table)
     assert "| VAE | -130.00 | -137.64 | +7.64 | -120.50 | -116.93 | -3.57 |" in md
     assert "| CVAE | -110.00 | -116.27 | +6.27 | failed | -98.99 |  |" in md
-    assert "| VAE | -128.50 | -118.25 |" in md  # the log-likelihood table
+    assert "| VAE | -128.50 ± 0.50 | -118.25 ± 0.50 |" in md  # the log-likelihood table, with s.e.
     assert "IS log-likelihood (nats, k=10)" in md and "ELBOs" in md
 
     rows = list(csv.DictReader(io.StringIO(to_csv(table))))
@@ -140,3 +140,94 @@ def test_save_grid_unchanged(tmp_path):
     w, h = _png_size(path)
     grid = make_grid(imgs, (1, 28, 28), nrow=3)
     assert (h, w) == (grid.shape[0] * 3, grid.shape[1] * 3)
+
+
+# --- a report that cannot mislead (issue 12) ------------------------------------------------
+
+
+def _table(synthetic, **ref):
+    spec = {**SPEC, "reference": {**SPEC["reference"], **ref}}
+    return build_table(spec, synthetic.experiment_runs("e"), {"vae": "VAE", "cvae": "CVAE"}, "quick")
+
+
+def test_protocol_differences_put_a_banner_on_the_table_and_neutral_differences(synthetic):
+    from vaelab.report.html import _table_html
+
+    table = _table(synthetic, protocol={"epochs": 100, "k": 10, "test_images": 10000, "train_images": "all"})
+    assert table.mismatches == ["epochs: 3 here, 100 in the reference", "test images: 500 here, 10000 in the reference"]
+    banner = table.banner()
+    assert "Protocol differs" in banner and "epochs: 3 here, 100 in the reference" in banner and "not a verdict" in banner
+    assert f"**{banner}**" in to_markdown(table)
+    html = _table_html(table)
+    assert 'class="neutral">+7.64<' in html and 'class="pos"' not in html and 'class="neg"' not in html
+
+
+def test_same_protocol_colours_differences_as_a_verdict(synthetic):
+    from vaelab.report.html import _table_html
+
+    table = _table(synthetic, protocol={"epochs": 3, "k": 10, "test_images": 500})
+    assert table.mismatches == [] and table.banner() is None and table.verdict
+    html = _table_html(table)
+    assert 'class="pos">+7.64<' in html and 'class="neg">-3.57<' in html
+
+
+def test_a_reference_without_a_stated_protocol_is_not_a_verdict(synthetic):
+    table = _table(synthetic)
+    assert table.mismatches == ["the reference's protocol is not stated"] and not table.verdict
+
+
+def test_incomparable_reference_shows_both_numbers_and_no_difference(synthetic):
+    table = _table(synthetic, comparable=False)
+    md = to_markdown(table)
+    assert "| VAE | -130.00 | -137.64 | -120.50 | -116.93 |" in md
+    assert "Δ" not in md.split("## IS log-likelihood")[0] and "+7.64" not in md
+    assert "Not comparable" in table.banner()
+    rows = list(csv.DictReader(io.StringIO(to_csv(table))))
+    assert all(r["difference"] == "" for r in rows) and any(r["reference"] for r in rows)
+
+
+def test_shipped_references_declare_their_protocol_and_frey_is_not_comparable():
+    from vaelab.sweep import load_experiment
+
+    for name in ("table1", "standard"):
+        ref = load_experiment(name, "paper").report["tables"][0]["reference"]
+        assert ref["protocol"]["epochs"] in (100, 3280) and ref.get("comparable", True)
+    assert load_experiment("frey", "paper").report["tables"][0]["reference"]["comparable"] is False
+    labels = load_experiment("table1", "smoke").report["labels"]
+    assert "2 stochastic layers" in labels["iwae"]
+
+
+@pytest.mark.parametrize("bad, match", [
+    ({"protocol": {"epoch": 3}}, "protocol"), ({"comparable": "no"}, "comparable"), ({"verdict": 1}, "verdict"),
+])
+def test_reference_spec_is_checked(bad, match):
+    from vaelab.errors import ConfigError
+    from vaelab.report.spec import validate_report_spec
+
+    spec = {**SPEC, "reference": {**SPEC["reference"], **bad}}
+    with pytest.raises(ConfigError, match=match):
+        validate_report_spec({"tables": [spec]})
+
+
+@pytest.mark.parametrize("n, shape", [(30, (5, 6)), (64, (8, 8)), (10, (2, 5)), (16, (4, 4)), (7, (3, 3))])
+def test_grids_have_no_ragged_last_row_when_n_allows(n, shape):
+    from vaelab.report.grid import grid_shape
+
+    assert grid_shape(n) == shape
+
+
+def test_report_html_shows_banner_and_standard_errors(report_sweep):
+    _, index = report_sweep
+    page = index.read_text()
+    assert '<div class="banner" role="note">Protocol differs' in page and "epochs: 2 here, 100 in the reference" in page
+    assert " ± " in page  # standard errors of the log-likelihoods
+
+
+def test_report_files_are_readable_by_others(report_sweep):
+    import stat
+
+    _, index = report_sweep
+    files = [index, *index.parent.glob("*.csv"), *index.parent.glob("*.md"), *(index.parent / "figures").glob("*")]
+    assert len(files) > 5
+    for f in files:
+        assert stat.S_IMODE(f.stat().st_mode) & 0o044 == 0o044, f"{f} is {oct(f.stat().st_mode)}"

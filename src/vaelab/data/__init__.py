@@ -6,9 +6,9 @@ Where data files are looked for, and how they are checked and downloaded, is des
 """
 
 from . import frey, mnist  # noqa: F401  (register the datasets)
-from .dataset import DataInfo, Dataset, Split, binarize_dynamic, load_dataset
+from .dataset import DataInfo, Dataset, Split, binarize_dynamic, check_data, load_dataset
 from .noise import corrupt
 from .sources import resolve_data_dirs
 
-__all__ = ["DataInfo", "Dataset", "Split", "binarize_dynamic", "corrupt", "load_dataset",
+__all__ = ["DataInfo", "Dataset", "Split", "binarize_dynamic", "check_data", "corrupt", "load_dataset",
            "resolve_data_dirs"]

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import torch
 
 from ..config import DataConfig
-from ..registry import DATASETS
+from ..registry import DATA_FILES, DATASETS
 
 
 @dataclass(frozen=True)
@@ -108,6 +108,17 @@ def load_dataset(cfg: DataConfig, data_dir: str | os.PathLike | None = None, *,
     """
     loader = DATASETS.get(cfg.dataset)
     return loader(cfg, data_dir, download=download)
+
+
+def check_data(dataset: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> None:
+    """Find ``dataset``'s files (downloading them if allowed) and check their size and
+    sha256, without parsing them: a sweep calls this once before any run starts, so a
+    missing or corrupt file is one :class:`~vaelab.errors.DataError`, not one per run."""
+    from .sources import read_verified, sha256_known
+
+    for path in DATA_FILES.get(dataset)(data_dir, download=download):
+        if sha256_known(path.name):
+            read_verified(path)
 
 
 def binarize_dynamic(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

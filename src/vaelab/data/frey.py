@@ -23,7 +23,7 @@ import torch
 
 from ..config import DataConfig
 from ..errors import DataError
-from ..registry import DATASETS
+from ..registry import DATA_FILES, DATASETS
 from . import sources
 from .dataset import Dataset, Split
 
@@ -34,11 +34,17 @@ VALID_SIZE = 177  # 10% of the training faces, held out for validation
 SPLIT_SEED = 0
 
 
+@DATA_FILES.register("frey")
+def frey_files(data_dir=None, *, download: bool = True) -> list[Path]:
+    """[frey_rawface.mat] (DataError if it is nowhere)."""
+    return sources.find_files("Frey Faces", [(FILE,)], data_dir, download=download,
+                              fetch=(FILE,), hint=f"Put {FILE}")
+
+
 @DATASETS.register("frey")
 def load_frey(cfg: DataConfig, data_dir=None, *, download: bool = True) -> Dataset:
     """Frey Faces: 1592 train / 177 valid (both from the study's 1769 training faces) / 196 test."""
-    (path,) = sources.find_files("Frey Faces", [(FILE,)], data_dir, download=download,
-                                 fetch=(FILE,), hint=f"Put {FILE}")
+    (path,) = frey_files(data_dir, download=download)
     train, valid, test = _splits(sources.file_key([path]))
     return Dataset("frey", train.head(cfg.train_limit), valid.head(cfg.test_limit), test.head(cfg.test_limit),
                    (1, HEIGHT, WIDTH), binary=False, num_classes=0, dynamic=False)

@@ -34,7 +34,7 @@ import torch
 
 from ..config import DataConfig
 from ..errors import DataError
-from ..registry import DATASETS
+from ..registry import DATA_FILES, DATASETS
 from . import sources
 from .dataset import Dataset, Split
 
@@ -58,11 +58,17 @@ _PARSE_ERRORS = (OSError, EOFError, zlib.error, struct.error, ValueError, TypeEr
                  MemoryError, OverflowError)
 
 
-@DATASETS.register("mnist")
-def load_mnist(cfg: DataConfig, data_dir=None, *, download: bool = True) -> Dataset:
-    paths = sources.find_files(
+@DATA_FILES.register("mnist")
+def mnist_files(data_dir=None, *, download: bool = True) -> list[Path]:
+    """The MNIST files to read: mnist.pkl.gz or the four IDX files (DataError if none)."""
+    return sources.find_files(
         "MNIST", [(PKL,), IDX], data_dir, download=download, fetch=IDX,
         hint="Put mnist.pkl.gz or the four IDX .gz files (train-images-idx3-ubyte.gz ...)")
+
+
+@DATASETS.register("mnist")
+def load_mnist(cfg: DataConfig, data_dir=None, *, download: bool = True) -> Dataset:
+    paths = mnist_files(data_dir, download=download)
     key = (sources.file_key(paths), VALID_SIZE)
     grey = _grey(key)
     limits = {"train": cfg.train_limit, "valid": cfg.test_limit, "test": cfg.test_limit}

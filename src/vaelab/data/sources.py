@@ -145,8 +145,8 @@ def find_files(what: str, choices: Sequence[Sequence[str]], data_dir: str | os.P
             return [fetch_file(name, cache_dir()) for name in fetch]
         except _DownloadFailed as err:
             why = f"download failed ({err})"
-    raise DataError(f"{what} not found: looked in {places}; {why}. {hint} in one of them, "
-                    f"or pass --data-dir DIR.")
+    raise DataError(f"{what} not found: looked in {places}; {why}. {hint} in a folder and point "
+                    f"VAELAB_DATA at it (export VAELAB_DATA=DIR), or pass --data-dir DIR.")
 
 
 # --- checking -----------------------------------------------------------------------

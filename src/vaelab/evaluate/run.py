@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -12,11 +13,11 @@ from typing import Any
 import torch
 
 from ..data import load_dataset
-from ..errors import VaelabError
+from ..errors import ConfigError, VaelabError
 from ..io import atomic_write_json
-from ..train.loop import resolve_device
+from ..devices import resolve_device
 from ..train.rundir import EVAL, RunDir
-from .likelihood import active_units, evaluate_model
+from .likelihood import DEFAULT_ROWS_PER_CHUNK, active_units, evaluate_model, importance_sampled
 
 
 def protocol(cfg, k: int, conditional: bool, n: int) -> str:
@@ -33,13 +34,57 @@ def tensor_sha256(x: torch.Tensor) -> str:
     return hashlib.sha256(x.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
 
 
+MAX_K = 10 ** 7  # beyond this an estimate takes longer than anyone waits
+
+
+def _check_args(k: int | None, limit: int | None) -> None:
+    if k is not None and not 1 <= k <= MAX_K:
+        raise ConfigError(f"--k (importance samples) must be between 1 and {MAX_K:,}, got {k}; "
+                          f"--k 100 gives a quick look, 5000 is the literature's protocol")
+    if limit is not None and limit < 1:
+        raise ConfigError(f"--limit (test images) must be >= 1, got {limit}; leave it out for the whole test set")
+
+
+def _batch_images(k: int, n: int, batch_size: int) -> int:
+    """Images per chunk, as evaluate_model picks them."""
+    if batch_size > 0:
+        return batch_size
+    return max(1, min(n, DEFAULT_ROWS_PER_CHUNK // k if k < DEFAULT_ROWS_PER_CHUNK else 1, 1000))
+
+
+def estimate_seconds(model, x: torch.Tensor, y: torch.Tensor | None, k: int, batch_size: int = 0) -> float:
+    """Seconds the evaluation of all of x will take, timed on its first chunk (under a
+    forked RNG, so the evaluation's numbers do not change)."""
+    n = x.shape[0]
+    b = min(_batch_images(k, n, batch_size), max(1, n // 20))  # at most 5% of the work
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        t0 = time.perf_counter()
+        importance_sampled(model, x[:b], None if y is None else y[:b], k)
+        if x.device.type == "cuda":
+            torch.cuda.synchronize()
+        return (time.perf_counter() - t0) * n / b
+
+
+def _announce(seconds: float, n: int, k: int, device: torch.device) -> None:
+    if seconds < 30:
+        return
+    when = f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min"
+    print(f"vaelab: eval: about {when} for {n} test images at k={k} on {device.type} (timed on a first "
+          f"chunk); a smaller --k or --limit is quicker, e.g. --k 100 --limit 1000 for a first look",
+          file=sys.stderr, flush=True)
+
+
 def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path | None = None,
                  device: str = "auto", progress: bool = True, write: bool = True,
-                 limit: int | None = None) -> dict[str, Any]:
+                 limit: int | None = None, announce: bool = False) -> dict[str, Any]:
+    """Evaluate a run directory.  ``announce`` prints a time estimate on stderr first
+    (the CLI does; an hours-long default must not start silently)."""
+    _check_args(k, limit)
     run = RunDir(Path(run_dir))
     dev = resolve_device(device)
     model, cfg, info, sidecar = run.load_model(dev)
-    k = k or cfg.eval.k
+    k = cfg.eval.k if k is None else k
     ds = load_dataset(cfg.data, data_dir)
     x, y = ds.test.x, ds.test.y
     if limit:
@@ -47,6 +92,8 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
     x, y = x.to(dev), y.to(dev)
     conditional = model.cond_dim > 0
     labels = y if conditional else None
+    if announce:
+        _announce(estimate_seconds(model, x, labels, k, cfg.eval.batch_size), int(x.shape[0]), k, dev)
     t0 = time.perf_counter()
     res = evaluate_model(model, x, labels, k=k, batch_size=cfg.eval.batch_size, seed=cfg.eval.seed,
                          progress=progress)
@@ -67,6 +114,8 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
         "test_sha256": tensor_sha256(x),
         "torch": torch.__version__,
     }
+    if not math.isfinite(out["log_likelihood_sem"]):
+        out["log_likelihood_sem"] = None  # one test image has no standard error (and JSON has no NaN)
     if not all(math.isfinite(out[n]) for n in ("elbo", "log_likelihood", "recon", "kl")):
         raise VaelabError(f"evaluation of {run.path} gave non-finite numbers; the model is broken, not the data")
     if write:
@@ -85,6 +134,9 @@ def load_images(run_dir: str | Path, which: str, n: int, data_dir=None, device: 
         torch.manual_seed(seed)
         if which == "samples":
             y = None
+            if model.cond_dim and label is not None and not 0 <= label < info.num_classes:
+                raise ConfigError(f"--label must be a class 0..{info.num_classes - 1} of {cfg.data.dataset}, "
+                                  f"got {label}")
             if model.cond_dim:
                 y = torch.full((n,), label, dtype=torch.long, device=dev) if label is not None \
                     else torch.arange(n, device=dev) % info.num_classes

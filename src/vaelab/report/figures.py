@@ -22,7 +22,7 @@ from ..errors import VaelabError
 from ..io import atomic_write_bytes
 from ..registry import Registry
 from ..store import RunRow
-from .grid import make_grid
+from .grid import grid_shape, make_grid
 from .spec import lookup, matches
 
 FIGURES: Registry = Registry("figure kind")
@@ -192,9 +192,12 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
             return ctx.labels.get(v, v)
         return _value_text(key, v, values).replace("=", " = ")
 
+    from matplotlib.lines import Line2D
+
     for i, pk in enumerate(keys):
         ax = fig.add_subplot(nrow, ncol, i + 1)
         late: list[float] = []  # values after the first tenth of training, to set the y range
+        last_epoch = 1
         for r in sorted(panels[pk], key=lambda r: line_values.index(json_key(lookup(r.config, line_key)))):
             lv = json_key(lookup(r.config, line_key))
             color = colors[line_values.index(lv) % len(colors)]
@@ -202,10 +205,12 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
             if not m:
                 continue
             ep = [row["epoch"] for row in m]
-            marker = "o" if len(ep) <= 12 else None
-            ax.plot(ep, [row["valid_elbo"] for row in m], color=color, marker=marker, ms=3,
+            last_epoch = max(last_epoch, ep[-1])
+            marker = "o" if len(ep) <= 12 else None  # few epochs: every one is a visible point
+            ax.plot(ep, [row["valid_elbo"] for row in m], color=color, marker=marker, ms=5,
                     label=display(line_key, lv))
-            ax.plot(ep, [row["train_elbo"] for row in m], color=color, ls="--", marker=marker, ms=2, alpha=0.7)
+            ax.plot(ep, [row["train_elbo"] for row in m], color=color, ls="--", marker=marker, ms=5,
+                    mfc="white", alpha=0.8)
             skip = len(m) // 10
             late += [row[k] for row in m[skip:] for k in ("valid_elbo", "train_elbo")]
         if len(late) > 40:  # long runs: the first epochs' steep climb would flatten the rest
@@ -217,8 +222,16 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
             ax.set_ylabel("ELBO (nats)")
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-        ax.legend(fontsize=7)
-    fig.suptitle("solid: validation ELBO, dashed: training ELBO (mean over the epoch)", fontsize=9)
+        if last_epoch <= 12:  # a few epochs (even one): whole-epoch ticks with room around them
+            ax.set_xlim(0.5, last_epoch + 0.5)
+            ax.set_xticks(range(1, last_epoch + 1))
+        handles, _ = ax.get_legend_handles_labels()
+        handles += [Line2D([], [], color="0.4", marker="o", ms=5, label="validation (solid, filled)"),
+                    Line2D([], [], color="0.4", ls="--", marker="o", ms=5, mfc="white",
+                           label="training (dashed, open)")]
+        ax.legend(handles=handles, fontsize=7)
+    fig.suptitle("ELBO per epoch\nvalidation: solid, filled dots; training (mean over the epoch): dashed, open dots",
+                 fontsize=8)
     fig.tight_layout()
     return [save_figure(fig, path)]
 
@@ -259,7 +272,7 @@ def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path:
         imgs, shape = load_images(ctx.run_path(r), "samples", n, ctx.data_dir, ctx.device, cond, SEED)
         rows.append((labels[r.id] + (f" (y={cond})" if cond is not None else ""), imgs))
     if len(rows) == 1 and n > 10:  # one model, many samples: a block, not a strip
-        per = math.ceil(math.sqrt(n * 1.6))
+        per = grid_shape(n)[1]  # no ragged last strip when n allows (30 -> 5 strips of 6)
         rows = [(rows[0][0] if i == 0 else "", rows[0][1][i:i + per]) for i in range(0, n, per)]
         last = rows[-1][1]
         if last.shape[0] < per:  # pad the last strip so every strip has the same width
@@ -346,16 +359,29 @@ def manifold(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path
         imgs = model.decode_mean(zz.to(ctx.device)).cpu()
         grid = make_grid(imgs, info.image_shape, nrow=size)
         c, h, w = info.image_shape
-        fig = _figure(max(4.0, grid.shape[1] * 1.6 / DPI), max(4.0, grid.shape[0] * 1.6 / DPI) + 0.3)
-        ax = fig.add_axes([0, 0, 1, 0.94])
+        fig = _figure(max(4.0, grid.shape[1] * 1.6 / DPI) + 0.8, max(4.0, grid.shape[0] * 1.6 / DPI) + 0.9)
+        ax = fig.add_axes([0.13, 0.1, 0.84, 0.82])
         ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_axis_off()
+        _latent_ticks(ax, u.tolist(), (w + 1, h + 1))
         fig.suptitle(f"{labels[r.id]}: 2-D latent manifold", fontsize=10)
         target = path if len(chosen) == 1 else path.with_name(f"{path.stem}-{r.id}.png")
         out.append(save_figure(fig, target))
     if not out:
         raise FigureSkipped("no matching unconditional run with a standard normal prior")
     return out
+
+
+def _latent_ticks(ax, u: Sequence[float], step: tuple[int, int], every: int = 0) -> None:
+    """Label a manifold grid's axes with the latent coordinates of its cells: z1 grows to
+    the right, z2 upwards (the grid's top row is the largest z2)."""
+    size = len(u)
+    every = every or max(1, size // 5)
+    idx = list(range(0, size, every)) + ([size - 1] if (size - 1) % every else [])
+    sx, sy = step
+    ax.set_xticks([1 + i * sx + (sx - 1) / 2 for i in idx], [f"{u[i]:.2f}" for i in idx], fontsize=7)
+    ax.set_yticks([1 + i * sy + (sy - 1) / 2 for i in idx], [f"{u[size - 1 - i]:.2f}" for i in idx], fontsize=7)
+    ax.set_xlabel("z1 (latent coordinate)", fontsize=8)
+    ax.set_ylabel("z2 (latent coordinate)", fontsize=8)
 
 
 def draw(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context) -> list[Path]:

@@ -17,7 +17,9 @@ h1 { font-size: 1.6em; } h2 { margin-top: 2.2em; border-bottom: 1px solid #ccc; 
 table { border-collapse: collapse; margin: 0.6em 0 1em; font-size: 0.85em; }
 th, td { border: 1px solid #ddd; padding: 3px 7px; } td { text-align: right; font-variant-numeric: tabular-nums; }
 td:first-child, th:first-child { text-align: left; } th { background: #f4f4f4; }
-td.ref { color: #666; } td.pos { color: #1a7f37; } td.neg { color: #b42318; }
+td.ref { color: #666; } td.pos { color: #1a7f37; } td.neg { color: #b42318; } td.neutral { color: #555; }
+.banner { background: #fff4ce; border: 1px solid #e0b400; border-left: 6px solid #e0b400; padding: 0.5em 0.8em;
+  margin: 0.6em 0; max-width: 100ch; font-weight: 600; }
 figure { margin: 1.4em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .protocol { font-size: 0.9em; color: #444; max-width: 100ch; }
 .skipped { color: #b42318; } .meta { color: #666; font-size: 0.85em; } code { font-size: 0.9em; }
@@ -61,8 +63,8 @@ def _table_html(table: Table) -> str:
                 cls = ""
                 if h in ("study", "reference"):
                     cls = "ref"
-                elif h == "Δ" and v:
-                    cls = "pos" if v.startswith("+") else "neg"
+                elif h == "Δ" and v:  # coloured as better/worse only when that is what it means
+                    cls = ("pos" if v.startswith("+") else "neg") if table.verdict else "neutral"
                 cells.append(f"<td class=\"{cls}\">{_e(v)}</td>" if cls else f"<td>{_e(v)}</td>")
             parts.append("<tr>" + "".join(cells) + "</tr>")
         parts.append("</tbody></table>")
@@ -86,6 +88,8 @@ def render(title: str, sections: list[Section], meta: str) -> str:
             out.append(f"<h3>{_e(table.title)}</h3>")
             out.append(f"<p class=\"protocol\">Protocol: {_e(table.protocol)} "
                        f"Files: <a href=\"{_e(md)}\">{_e(md)}</a>, <a href=\"{_e(csv)}\">{_e(csv)}</a>.</p>")
+            if table.banner():
+                out.append(f"<div class=\"banner\" role=\"note\">{_e(table.banner())}</div>")
             out.append(_table_html(table))
             if table.reference:
                 ref = table.reference

@@ -15,6 +15,9 @@
             metric: elbo                               # elbo | log_likelihood
             note: "..."
             values: {vae: {3: -137.64}}                # row value -> column value -> number
+            protocol: {epochs: 100, test_images: 10000}  # how they were made; a difference from
+                                                       # ours puts a banner on the table
+            comparable: true                           # false: another quantity, no difference shown
       figures:
         - {name: fig1-curves, kind: curves, select: {name: [vae, vae-tuned]}, caption: "..."}
 
@@ -40,6 +43,9 @@ FIGURE_KINDS: dict[str, set[str]] = {
     "manifold": {"size"},  # decoded grid over a 2-D latent (Kingma & Welling, fig. 4)
 }
 METRICS = ("elbo", "log_likelihood")
+REFERENCE_KEYS = {"source", "metric", "note", "values", "protocol", "comparable"}
+# What a reference may declare about how its numbers were made (see tables.PROTOCOL_FACTS).
+PROTOCOL_KEYS = ("epochs", "binarize", "train_images", "k", "test_images")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -93,6 +99,16 @@ def validate_report_spec(report: Any, path: str | Path = "experiment") -> None:
             if ref.get("metric") not in METRICS:
                 _fail(path, f"{where}.reference.metric",
                       f"must be one of {', '.join(METRICS)}, got {ref.get('metric')!r}")
+            extra = set(ref) - REFERENCE_KEYS
+            if extra:
+                _fail(path, f"{where}.reference", f"unknown key(s) {sorted(extra)}; known: "
+                                                  f"{', '.join(sorted(REFERENCE_KEYS))}")
+            if not isinstance(ref.get("comparable", True), bool):
+                _fail(path, f"{where}.reference.comparable", f"must be true or false, got {ref['comparable']!r}")
+            proto = ref.get("protocol", {})
+            if not isinstance(proto, Mapping) or set(proto) - set(PROTOCOL_KEYS):
+                _fail(path, f"{where}.reference.protocol",
+                      f"expected a mapping with keys among {', '.join(PROTOCOL_KEYS)}, got {proto!r}")
             for row, cols in ref["values"].items():
                 if not isinstance(cols, Mapping) or not all(
                         isinstance(v, (int, float)) and not isinstance(v, bool) for v in cols.values()):

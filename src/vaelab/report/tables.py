@@ -54,10 +54,37 @@ class Table:
     reference: dict[str, Any] | None
     protocol: str
     notes: list[str] = field(default_factory=list)
+    # How our protocol differs from the reference's ("epochs: 1 here, 100 in the reference"); non-empty
+    # means the differences are for orientation, not a verdict, and the report says so.
+    mismatches: list[str] = field(default_factory=list)
 
     @property
     def ref_metric(self) -> str | None:
         return (self.reference or {}).get("metric")
+
+    @property
+    def comparable(self) -> bool:
+        """False when the reference measures another quantity (``comparable: false`` in
+        the spec): both numbers are shown, their difference never."""
+        return bool(self.reference) and self.reference.get("comparable", True) is not False
+
+    @property
+    def verdict(self) -> bool:
+        """Differences may be read (and coloured) as better/worse: same quantity, same protocol."""
+        return self.comparable and not self.mismatches
+
+    def banner(self) -> str | None:
+        """One sentence for the top of the table when its numbers and the reference's
+        must not be read as a verdict; None when they may."""
+        if not self.reference:
+            return None
+        if not self.comparable:
+            return ("Not comparable with the reference: it measures a different quantity (see the note "
+                    "below), so both numbers are shown and no difference is computed.")
+        if self.mismatches:
+            return ("Protocol differs from the reference's: " + "; ".join(self.mismatches) + ". The "
+                    "differences (Δ) are not a verdict on the models; compare under the paper preset.")
+        return None
 
     def cell(self, row: Any, column: Any) -> Cell:
         return self.cells.get((row, column)) or Cell(row, column)
@@ -118,6 +145,38 @@ def protocol_text(runs: Sequence[RunRow], effort: str | None = None) -> str:
     return "; ".join(p for p in parts if p) + "."
 
 
+# Protocol facts a reference may declare (``reference.protocol``), and how ours are read.
+PROTOCOL_FACTS: dict[str, tuple[str, Any]] = {
+    "epochs": ("epochs", lambda r: lookup(r.config, "train.epochs")),
+    "binarize": ("binarisation", lambda r: lookup(r.config, "data.binarize")),
+    "train_images": ("training images", lambda r: lookup(r.config, "data.train_limit") or "all"),
+    "k": ("k", lambda r: (r.metrics or {}).get("k") if r.metrics else lookup(r.config, "eval.k")),
+    "test_images": ("test images", lambda r: (r.metrics or {}).get("n")),
+}
+
+
+def protocol_mismatches(runs: Sequence[RunRow], reference: Mapping[str, Any] | None) -> list[str]:
+    """How the runs' protocol differs from the one the reference declares, one phrase per
+    fact ("epochs: 1 here, 100 in the reference").  A reference that declares no protocol cannot be vouched for."""
+    if not reference or reference.get("comparable", True) is False:
+        return []
+    declared = reference.get("protocol")
+    if not declared:
+        return ["the reference's protocol is not stated"]
+    done = [r for r in runs if r.status == "done" and r.metrics]
+    out = []
+    for key, want in declared.items():
+        label, read = PROTOCOL_FACTS[key]
+        ours = []
+        for r in done or runs:
+            v = read(r)
+            if v is not None and v not in ours:
+                ours.append(v)
+        if ours and [str(v) for v in ours] != [str(want)]:
+            out.append(f"{label}: {'/'.join(map(str, ours))} here, {want} in the reference")
+    return out
+
+
 def build_table(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping[str, str] | None = None,
                 effort: str | None = None) -> Table:
     labels = dict(labels or {})
@@ -150,7 +209,8 @@ def build_table(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping
                  row_title=spec["rows"].get("title", spec["rows"]["key"]),
                  column_title=spec["columns"].get("title", spec["columns"]["key"]),
                  rows=rows, columns=cols, row_labels=row_labels, column_labels=col_labels, cells=cells,
-                 reference=dict(ref) if ref else None, protocol=protocol_text(runs, effort), notes=notes)
+                 reference=dict(ref) if ref else None, protocol=protocol_text(runs, effort), notes=notes,
+                 mismatches=protocol_mismatches(runs, ref))
 
 
 # --- formatting ------------------------------------------------------------------------
@@ -169,8 +229,14 @@ def _missing(cell: Cell) -> str:
 
 
 def cell_text(cell: Cell, metric: str) -> str:
+    """The number, with ± its standard error where the evaluation stored one."""
     v = cell.value(metric)
-    return fmt(v) if v is not None else _missing(cell)
+    if v is None:
+        return _missing(cell)
+    sem = cell.metrics.get(f"{metric}_sem")
+    if isinstance(sem, (int, float)) and not isinstance(sem, bool) and math.isfinite(sem):
+        return f"{fmt(v)} ± {sem:.2f}"
+    return fmt(v)
 
 
 def _md_table(header: list[str], lines: list[list[str]], align: list[str]) -> str:
@@ -196,8 +262,11 @@ def grids(table: Table) -> list[tuple[str, list[str], list[list[str]], list[str]
             header.append(label if label != str(c) or not table.column_title else f"{table.column_title}={label}")
             align.append("r")
             if ref and metric == m:
-                header += ["study" if "study" in str(ref.get("source", "")) else "reference", "Δ"]
-                align += ["r", "r"]
+                header.append("study" if "study" in str(ref.get("source", "")) else "reference")
+                align.append("r")
+                if table.comparable:
+                    header.append("Δ")
+                    align.append("r")
         lines = []
         for r in table.rows:
             line = [table.row_labels[r]]
@@ -205,7 +274,9 @@ def grids(table: Table) -> list[tuple[str, list[str], list[list[str]], list[str]
                 cell = table.cell(r, c)
                 line.append(cell_text(cell, m))
                 if ref and metric == m:
-                    line += [fmt(cell.reference), fmt(cell.difference(m), signed=True)]
+                    line.append(fmt(cell.reference))
+                    if table.comparable:
+                        line.append(fmt(cell.difference(m), signed=True))
             lines.append(line)
         out.append((heading, header, lines, align))
     return out
@@ -218,12 +289,15 @@ def _ks(table: Table) -> str:
 
 def to_markdown(table: Table) -> str:
     parts = [f"# {table.title}", "", f"Protocol: {table.protocol}", ""]
+    if table.banner():
+        parts += [f"**{table.banner()}**", ""]
     for heading, header, lines, align in grids(table):
         parts += [f"## {heading}", "", _md_table(header, lines, align), ""]
     if table.reference:
         ref = table.reference
         parts += [f"Reference: {ref.get('source', '')}. " + " ".join(str(ref.get("note", "")).split()), ""]
-    parts += ["Cells: a number, or the run's status (queued, running, failed); – means no run.", ""]
+    parts += ["Cells: a number (± its standard error over test images, where stored), or the run's status "
+              "(queued, running, failed); – means no run.", ""]
     parts += [f"Note: {n}" for n in table.notes]
     return "\n".join(parts).rstrip() + "\n"
 
@@ -249,7 +323,7 @@ def to_csv(table: Table) -> str:
                 "log_likelihood_sem": _num(m.get("log_likelihood_sem")), "k": m.get("k", ""),
                 "test_images": m.get("n", ""), "reference_metric": metric or "",
                 "reference": _num(cell.reference),
-                "difference": _num(cell.difference(metric)) if metric else "",
+                "difference": _num(cell.difference(metric)) if metric and table.comparable else "",
                 "active_units": m.get("active_units", ""), "epochs": run.epochs if run and run.epochs else "",
                 "train_seconds": _num(run.train_seconds if run else None, 1),
                 "eval_seconds": _num(run.eval_seconds if run else None, 1),

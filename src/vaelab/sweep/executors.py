@@ -60,10 +60,18 @@ def _watch_parent(parent: int) -> None:
         time.sleep(POLL_S)
 
 
+def _exit_cleanly(signum: int, frame: Any) -> None:
+    # The sweep stops its workers with SIGTERM (after a Ctrl-C).  Exiting through
+    # SystemExit runs multiprocessing's finalisers, so no semaphore or store handle leaks
+    # ("resource_tracker: ... leaked semaphore objects"); checkpoints are crash-safe anyway.
+    raise SystemExit(128 + signum)
+
+
 def _worker_main(store_file: str, ids: list[str], owner: str, sweep_dir: str, data_dir: str | None,
                  cores: list[int], parent: int) -> None:
     """One local worker: claim a queued run, compute it, record it; repeat."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     if hasattr(os, "sched_setaffinity"):
         try:
@@ -127,13 +135,28 @@ class LocalExecutor:
                             respawns += 1
                             procs.append(start(i))
         except BaseException:
-            for p in procs:
-                p.terminate()
-            for p in procs:
-                p.join(5)
+            self._stop(procs)
             raise
         if progress:
             progress.update()
+
+    @staticmethod
+    def _stop(procs: Sequence[Any], grace: float = 10.0) -> None:
+        """Stop workers: SIGTERM (they exit through SystemExit, cleaning up), then SIGKILL
+        for any still alive after ``grace`` seconds; every process is joined and closed."""
+        for p in procs:
+            if p.is_alive():
+                p.terminate()
+        deadline = time.monotonic() + grace
+        for p in procs:
+            p.join(max(0.0, deadline - time.monotonic()))
+            if p.is_alive():
+                p.kill()
+                p.join(5)
+            try:
+                p.close()
+            except ValueError:  # still running after SIGKILL: leave it to the OS
+                pass
 
     @staticmethod
     def _orphaned_by(store: Store, pid: int, exitcode: int | None, ids: Sequence[str]) -> None:

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import itertools
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -43,6 +44,9 @@ from ..errors import ConfigError
 from ..store import canonical_json
 
 TOP_KEYS = ("name", "description", "base", "runs", "efforts", "report")
+# An experiment's name and effort become a directory (sweeps/NAME-EFFORT): a file from a
+# colleague must not write where it likes, so no path separators, no '..', no dotfiles.
+SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 EFFORTS = ("smoke", "demo", "quick", "paper")  # every shipped experiment defines these
 # An effort may also name ``grid: {KEY: [values]}``: it then keeps only the grid's runs whose
 # resolved config has one of those values (the ``demo`` effort runs two latent sizes); and
@@ -224,6 +228,10 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
     if "runs" not in data:
         raise ConfigError(f"{path}: no 'runs' grid")
     name = str(data.get("name") or path.stem)
+    for what, value in (("name", name), ("effort", effort)):
+        if not SAFE_NAME.match(value) or len(value) > 100:
+            raise ConfigError(f"{path}: experiment {what} {value!r} must be 1-100 letters, digits, '.', '_' "
+                              f"or '-' starting with a letter or digit (it names a directory)")
     efforts = _mapping(data, "efforts", path)
     if effort not in efforts:
         known = ", ".join(efforts) or "none"

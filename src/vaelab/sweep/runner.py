@@ -8,8 +8,13 @@ A run's life::
 ``done`` (metrics, timings) is written in one transaction, so a finished result is
 either wholly in the store or not at all.  Restarting a sweep that was killed (Ctrl-C,
 kill -9, a lost machine): ``running`` rows whose sweep process is gone go back to
-``queued`` and resume from their last checkpoint; ``done`` rows are skipped; ``failed``
-rows stay failed unless ``retry_failed``.
+``queued`` and resume from their last checkpoint; ``done`` rows are skipped.  ``failed``
+rows whose failure came from their environment (data, a full disk, memory, a killed
+worker: :func:`environment_failure`) are retried on the next start, since the cause may
+be gone; the others (a diverged model, a bug) stay failed unless ``retry_failed``.
+
+The data every unfinished run needs is checked once, before anything is stored, so a
+missing or corrupt dataset is one user error of the whole sweep, not one per run.
 """
 
 from __future__ import annotations
@@ -140,15 +145,42 @@ def _wait_gone(ident: str | None, timeout: float = 15.0) -> None:
         time.sleep(0.1)
 
 
+# How the error texts of failures caused by the machine rather than the run begin (see
+# compute(), record() and the executors).  Such a run is retried on the next start.
+ENVIRONMENT_ERRORS = ("DataError:", "DiskFullError:", "internal error MemoryError", "worker process ",
+                      "ray task failed")
+
+
+def environment_failure(error: str | None) -> bool:
+    """True for a failure of the run's environment (data, disk, memory, a killed worker)."""
+    return (error or "").startswith(ENVIRONMENT_ERRORS)
+
+
 def recover(store: Store, ids: Sequence[str], retry_failed: bool = False) -> tuple[int, int]:
-    """Re-queue runs cut off by a dead sweep (and failed ones if asked).  -> (resumed,
-    retried)."""
+    """Re-queue runs cut off by a dead sweep, runs that failed because of their
+    environment, and every failed run if asked.  -> (resumed, retried)."""
     orphaned, _held = store.stale(ids)
     for row in orphaned:
         _wait_gone(row.worker)
     resumed = store.requeue([r.id for r in orphaned], ("running",))
-    retried = store.requeue(list(ids), ("failed",)) if retry_failed else 0
+    again = [r.id for r in store.runs(ids, status="failed") if retry_failed or environment_failure(r.error)]
+    retried = store.requeue(again, ("failed",)) if again else 0
     return resumed, retried
+
+
+def check_data(experiments: Sequence[Experiment], sweep_dir: str | Path,
+               data_dir: str | Path | None = None) -> None:
+    """Check the datasets of every run not yet done, once, before anything is stored:
+    DataError (one line naming VAELAB_DATA and --data-dir) when one is missing or corrupt."""
+    from ..data import check_data as check_dataset
+
+    runs = {r.id: r for exp in experiments for r in exp.runs}
+    done: set[str] = set()
+    if store_path(sweep_dir).exists():
+        with Store(store_path(sweep_dir), create=False) as store:
+            done = {row.id for row in store.runs(list(runs), status="done")}
+    for dataset in dict.fromkeys(r.config.data.dataset for rid, r in runs.items() if rid not in done):
+        check_dataset(dataset, data_dir)
 
 
 def default_workers() -> int:
@@ -176,6 +208,7 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
     exec_cls = EXECUTORS.get(executor)
     if address and executor != "ray":
         raise ConfigError("--address is for --executor ray")
+    check_data(experiments, sweep_dir, data_dir)
     store, runs = prepare(experiments, sweep_dir)
     ids = [r.id for r in runs]
     resumed, retried = recover(store, ids, retry_failed)
@@ -189,7 +222,8 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
     if resumed:
         note.append(f"{resumed} cut off earlier, resuming from checkpoints")
     if retried:
-        note.append(f"{retried} failed earlier, retrying")
+        note.append(f"{retried} failed earlier, retrying"
+                    + ("" if retry_failed else " (their data, disk, memory or worker failed, not the run)"))
     if counts["failed"]:
         note.append(f"{counts['failed']} failed earlier (skipped; --retry-failed to retry)")
     if counts["running"]:

@@ -27,7 +27,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from .. import __version__
-from ..errors import CheckpointError
+from ..errors import CheckpointError, DiskFullError
 from ..faults import crash_point
 from ..io import atomic_write, atomic_write_json, sha256_file
 
@@ -67,7 +67,14 @@ def save_checkpoint(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Opt
     tensors.update(opt_tensors)
     stem = f"epoch-{state.epoch:06d}"
     weights = ckpt_dir / f"{stem}.safetensors"
-    atomic_write(weights, lambda p: save_file(tensors, str(p), metadata={"vaelab_version": __version__}))
+    try:
+        atomic_write(weights, lambda p: save_file(tensors, str(p), metadata={"vaelab_version": __version__}))
+    except DiskFullError:
+        need = sum(t.numel() * t.element_size() for t in tensors.values()) / 2 ** 20
+        raise DiskFullError(
+            f"no space left on the device holding {ckpt_dir} for the checkpoint of epoch {state.epoch} "
+            f"(about {need:.1f} MiB needed); the earlier checkpoints are intact: free some space, then continue "
+            f"with `vaelab train --resume --out {ckpt_dir.parent}`") from None
     crash_point("checkpoint:between_weights_and_sidecar")
     sidecar = {
         "format": FORMAT, "vaelab_version": __version__, "epoch": state.epoch,

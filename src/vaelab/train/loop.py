@@ -30,20 +30,16 @@ from tqdm.auto import tqdm
 
 from ..config import RunConfig
 from ..data import Dataset, binarize_dynamic, load_dataset
+from ..devices import resolve_device  # noqa: F401  (also imported from here by older code)
 from ..errors import CheckpointError, TrainingDiverged
 from ..models import build_model, check_fits_memory
 from ..objectives import build_objective
 from .checkpoint import TrainState, list_checkpoints, load_latest, save_checkpoint
+from .events import EventWriter
 from .optim import build_optimizer, lr_at
 from .rundir import RunDir
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -95,6 +91,12 @@ class Trainer:
             self._restore(loaded)
         else:
             save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state)  # epoch 0: rollback target
+        self.resumed_from = self.state.epoch if loaded is not None else None
+        if progress and loaded is not None:
+            print(f"vaelab: resuming {self.run.path} from epoch {self.state.epoch} of {cfg.train.epochs}",
+                  file=sys.stderr, flush=True)
+        self.events = EventWriter.open(self.run.path, self.state.epoch, cfg.train.epochs, self.info.image_shape,
+                                       self.info.num_classes)
 
     def _to_device(self) -> None:
         d = self.device
@@ -188,11 +190,13 @@ class Trainer:
             self.state.train_seconds += seconds
             save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state)
             self.run.write_metrics(self.state.metrics)
+            self.events.epoch(row, self.model, self.valid_x, self.valid_y if self.use_labels else None)
             if self.progress:
                 print(f"epoch {epoch + 1}/{cfg.train.epochs}  train elbo {stats['train_elbo']:.2f}  "
                       f"valid elbo {valid:.2f}  {seconds:.1f}s", file=sys.stderr, flush=True)
             if self.callback:
                 self.callback(epoch + 1, row)
+        self.events.close()
         return self.state
 
     def _recover(self, epoch: int, bad: NonFinite) -> None:
