@@ -230,6 +230,13 @@ def test_resume_without_out_asks_what_to_resume(tmp_path, capsys, monkeypatch):
     assert not (tmp_path / "runs").exists()
 
 
+def test_resume_of_an_empty_directory_says_it_starts_a_run(tmp_path, capsys, data_dir):
+    run = tmp_path / "new"
+    assert main(["train", *TINY, "--resume", "--data-dir", str(data_dir), "--out", str(run)]) == 0
+    assert f"{run} holds no run yet; starting one there" in capsys.readouterr().err
+    assert (run / "config.json").exists()
+
+
 def test_resume_says_from_which_epoch(tiny_runs, tmp_path, capsys, data_dir):
     run = tmp_path / "run"
     shutil.copytree(tiny_runs["vae"], run)

@@ -218,8 +218,9 @@ def cli_run(tmp_path_factory, data_dir):
     from vaelab.cli import main
 
     run = tmp_path_factory.mktemp("hostile-cli") / "run"
-    assert main(["train", "--latent", "2", "--hidden", "8", "--epochs", "1", "--set", "data.train_limit=100", "--set", "eval.k=3",
-                 "--set", "data.test_limit=20", "--quiet", "--data-dir", str(data_dir), "--out", str(run)]) == 0
+    assert main(["train", "--latent", "2", "--hidden", "8", "--epochs", "1", "--set", "data.train_limit=100",
+                 "--set", "eval.k=3", "--set", "data.test_limit=20", "--quiet", "--data-dir", str(data_dir),
+                 "--out", str(run)]) == 0
     return run
 
 

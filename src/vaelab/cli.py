@@ -91,6 +91,8 @@ def cmd_train(args: argparse.Namespace) -> int:
             cfg = cfg.replace(**{"train.epochs": overrides["train.epochs"]})
     else:
         cfg = load_config(args.config, args.model, overrides)
+        if args.resume:
+            print(f"vaelab: note: {args.out} holds no run yet; starting one there", file=sys.stderr)
     out = Path(args.out or f"runs/{cfg.name}-{cfg.data.dataset}-z{cfg.model.latent}-s{cfg.train.seed}")
     state = train_run(cfg, out, args.data_dir, resume=args.resume, progress=not args.quiet)
     last = state.metrics[-1] if state.metrics else {}

@@ -154,9 +154,11 @@ def test_protocol_differences_put_a_banner_on_the_table_and_neutral_differences(
     from vaelab.report.html import _table_html
 
     table = _table(synthetic, protocol={"epochs": 100, "k": 10, "test_images": 10000, "train_images": "all"})
-    assert table.mismatches == ["epochs: 3 here, 100 in the reference", "test images: 500 here, 10000 in the reference"]
+    assert table.mismatches == ["epochs: 3 here, 100 in the reference",
+                                "test images: 500 here, 10000 in the reference"]
     banner = table.banner()
-    assert "Protocol differs" in banner and "epochs: 3 here, 100 in the reference" in banner and "not a verdict" in banner
+    assert "Protocol differs" in banner and "not a verdict" in banner
+    assert "epochs: 3 here, 100 in the reference" in banner
     assert f"**{banner}**" in to_markdown(table)
     html = _table_html(table)
     assert 'class="neutral">+7.64<' in html and 'class="pos"' not in html and 'class="neg"' not in html

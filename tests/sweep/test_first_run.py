@@ -55,8 +55,8 @@ def test_corrupt_data_stops_the_sweep_before_it_starts(write_experiment, tmp_pat
     bad.mkdir()
     (bad / "mnist.pkl.gz").write_bytes((data_dir / "mnist.pkl.gz").read_bytes()[:100_000])
     out = tmp_path / "sweep"
-    assert main(["sweep", str(write_experiment(runs="{sweep: {model.latent: [2]}}")), "--preset", "smoke", "--out", str(out),
-                 "--data-dir", str(bad), "--quiet"]) == 2
+    exp_file = write_experiment(runs="{sweep: {model.latent: [2]}}")
+    assert main(["sweep", str(exp_file), "--preset", "smoke", "--out", str(out), "--data-dir", str(bad), "--quiet"]) == 2
     assert "checksum" in one_line_error(capsys)
     assert not out.exists()
 

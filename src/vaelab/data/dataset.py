@@ -19,6 +19,7 @@ import torch
 
 from ..config import DataConfig
 from ..registry import DATA_FILES, DATASETS
+from .sources import read_verified, sha256_known
 
 
 @dataclass(frozen=True)
@@ -114,8 +115,6 @@ def check_data(dataset: str, data_dir: str | os.PathLike | None = None, *, downl
     """Find ``dataset``'s files (downloading them if allowed) and check their size and
     sha256, without parsing them: a sweep calls this once before any run starts, so a
     missing or corrupt file is one :class:`~vaelab.errors.DataError`, not one per run."""
-    from .sources import read_verified, sha256_known
-
     for path in DATA_FILES.get(dataset)(data_dir, download=download):
         if sha256_known(path.name):
             read_verified(path)

@@ -59,7 +59,8 @@ class EventWriter:
             return cls()
         try:
             # purge_step: a run resumed after a crash drops events of epochs it redoes.
-            writer = SummaryWriter(str(Path(run_path) / EVENTS_DIR), purge_step=start_epoch + 1 if start_epoch else None)
+            writer = SummaryWriter(str(Path(run_path) / EVENTS_DIR),
+                                   purge_step=start_epoch + 1 if start_epoch else None)
         except Exception as err:  # a read-only disk, a broken install: training goes on
             _warn(err)
             return cls()
