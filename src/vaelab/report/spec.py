@@ -43,7 +43,9 @@ FIGURE_KINDS: dict[str, set[str]] = {
     "manifold": {"size"},  # decoded grid over a 2-D latent (Kingma & Welling, fig. 4)
 }
 METRICS = ("elbo", "log_likelihood")
-REFERENCE_KEYS = {"source", "metric", "note", "values", "protocol", "comparable"}
+REFERENCE_KEYS = {"source", "metric", "note", "values", "protocol", "comparable", "expected_gap"}
+# expected_gap: {EFFORT: one sentence}: how far that effort's short budget is expected to land
+# from the reference's protocol (measured), printed in the table's banner.
 # What a reference may declare about how its numbers were made (see tables.PROTOCOL_FACTS).
 PROTOCOL_KEYS = ("epochs", "binarize", "train_images", "k", "test_images")
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -103,6 +105,9 @@ def validate_report_spec(report: Any, path: str | Path = "experiment") -> None:
             if extra:
                 _fail(path, f"{where}.reference", f"unknown key(s) {sorted(extra)}; known: "
                                                   f"{', '.join(sorted(REFERENCE_KEYS))}")
+            gap = ref.get("expected_gap", {})
+            if not isinstance(gap, Mapping) or not all(isinstance(v, str) for v in gap.values()):
+                _fail(path, f"{where}.reference.expected_gap", "expected {EFFORT: one sentence}")
             if not isinstance(ref.get("comparable", True), bool):
                 _fail(path, f"{where}.reference.comparable", f"must be true or false, got {ref['comparable']!r}")
             proto = ref.get("protocol", {})

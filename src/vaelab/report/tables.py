@@ -53,6 +53,7 @@ class Table:
     cells: dict[tuple[Any, Any], Cell]
     reference: dict[str, Any] | None
     protocol: str
+    expected_gap: str | None = None  # the reference's expected_gap for this table's effort
     notes: list[str] = field(default_factory=list)
     # How our protocol differs from the reference's ("epochs: 1 here, 100 in the reference"); non-empty
     # means the differences are for orientation, not a verdict, and the report says so.
@@ -82,8 +83,9 @@ class Table:
             return ("Not comparable with the reference: it measures a different quantity (see the note "
                     "below), so both numbers are shown and no difference is computed.")
         if self.mismatches:
+            gap = f" {self.expected_gap}" if self.expected_gap else ""
             return ("Protocol differs from the reference's: " + "; ".join(self.mismatches) + ". The "
-                    "differences (Δ) are not a verdict on the models; compare under the paper preset.")
+                    "differences (Δ) are not a verdict on the models; compare under the paper preset." + gap)
         return None
 
     def cell(self, row: Any, column: Any) -> Cell:
@@ -210,7 +212,8 @@ def build_table(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping
                  column_title=spec["columns"].get("title", spec["columns"]["key"]),
                  rows=rows, columns=cols, row_labels=row_labels, column_labels=col_labels, cells=cells,
                  reference=dict(ref) if ref else None, protocol=protocol_text(runs, effort), notes=notes,
-                 mismatches=protocol_mismatches(runs, ref))
+                 mismatches=protocol_mismatches(runs, ref),
+                 expected_gap=((ref or {}).get("expected_gap") or {}).get(effort))
 
 
 # --- formatting ------------------------------------------------------------------------
