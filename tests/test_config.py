@@ -84,3 +84,31 @@ def test_strictness_unknown_keys_types_and_values():
         load_config(overrides={"model.pseudo_inputs": 0})
     with pytest.raises(ConfigError, match="unknown model preset"):
         preset_dict("no-such-preset")
+
+
+# --- names checked at load (issue #11) ----------------------------------------------------
+
+
+def test_a_misspelt_name_is_refused_at_load_with_a_did_you_mean(tmp_path):
+    import subprocess
+    import sys
+
+    from vaelab.parts import check_names
+    from vaelab.sweep.experiment import load_experiment
+
+    with pytest.raises(ConfigError, match=r"model.prior': unknown prior 'vmap' \(did you mean 'vamp'\?\); "
+                                          r"choose from normal, vamp"):
+        check_names(RunConfig.from_dict({"model": {"prior": "vmap"}}))
+    exp = tmp_path / "e.yaml"
+    exp.write_text("name: e\nbase: {data.dataset: cifar}\nruns: {sweep: {model.latent: [3]}}\n"
+                   "efforts: {smoke: {}}\n")
+    with pytest.raises(ConfigError, match="data.dataset': unknown dataset 'cifar'"):
+        load_experiment(exp, "smoke")
+    out = subprocess.run([sys.executable, "-m", "vaelab.cli", "train", "--set", "model.prior=vmap",
+                          "--out", str(tmp_path / "run")], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "did you mean 'vamp'" in out.stderr and len(out.stderr.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
+    out = subprocess.run([sys.executable, "-m", "vaelab.cli", "sweep", str(exp), "--preset", "smoke",
+                          "--out", str(tmp_path / "sw")], capture_output=True, text=True, cwd=tmp_path)
+    assert out.returncode == 2 and "unknown dataset 'cifar'" in out.stderr
+    assert not (tmp_path / "sw").exists()

@@ -73,6 +73,7 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config
+    from .parts import check_names
     from .evaluate.run import evaluate_run  # noqa: F401  (import errors surface before training)
     from .train import RunDir, train_run
 
@@ -90,7 +91,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if "train.epochs" in overrides:
             cfg = cfg.replace(**{"train.epochs": overrides["train.epochs"]})
     else:
-        cfg = load_config(args.config, args.model, overrides)
+        cfg = check_names(load_config(args.config, args.model, overrides))
         if args.resume:
             print(f"vaelab: note: {args.out} holds no run yet; starting one there", file=sys.stderr)
     out = Path(args.out or f"runs/{cfg.name}-{cfg.data.dataset}-z{cfg.model.latent}-s{cfg.train.seed}")

@@ -40,7 +40,7 @@ def test_head_copies():
 
 def test_registered_and_unknown_names(tmp_path):
     assert {"mnist", "frey"} <= set(DATASETS.names())
-    with pytest.raises(ConfigError, match="unknown dataset 'cifar'; known: frey, mnist"):
+    with pytest.raises(ConfigError, match="unknown dataset 'cifar'; choose from frey, mnist"):
         load_dataset(DataConfig(dataset="cifar"), tmp_path, download=False)
 
 

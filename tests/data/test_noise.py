@@ -80,7 +80,7 @@ def test_same_generator_same_noise():
 
 def test_bad_names_and_levels():
     x = torch.zeros(3)
-    with pytest.raises(ConfigError, match="unknown noise 'speckle'; known: gaussian, none"):
+    with pytest.raises(ConfigError, match="unknown noise 'speckle'; choose from gaussian, none"):
         corrupt(x, "speckle", 0.1)
     with pytest.raises(ValueError):
         salt_pepper(x, 1.5)

@@ -41,6 +41,7 @@ from typing import Any, Mapping, Sequence
 
 from ..config import EXPERIMENT_DIR, RunConfig, read_yaml, resolve_dict, unflatten
 from ..errors import ConfigError
+from ..parts import check_names
 from ..store import canonical_json
 
 TOP_KEYS = ("name", "description", "base", "runs", "efforts", "report")
@@ -258,6 +259,7 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
                 cfg = RunConfig.from_dict(resolve_dict(unflatten(layered), None,
                                                        {**effort_over, **flatten(by_name[cfg.name]),
                                                         **dict(overrides or {})}))
+            check_names(cfg)
         except ConfigError as err:
             shown = ", ".join(f"{k}={v}" for k, v in point.items())
             raise ConfigError(f"{path}: run {i + 1} ({shown}) at effort {effort}: {err}") from None
