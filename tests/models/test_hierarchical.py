@@ -176,3 +176,18 @@ def test_decode_mean_and_latent_means_follow_the_mean_paths():
     m1 = model.encoder(x).chunk(2, dim=-1)[0]  # E[z1 | x]
     torch.testing.assert_close(model.latent_means(x), model.encoder2(m1).chunk(2, dim=-1)[0])
     torch.testing.assert_close(model.reconstruct(x), torch.sigmoid(model.decoder(m1)))
+
+
+def test_calling_a_model_is_log_weights():
+    """model(x, k) is model.log_weights(x, k) for every model kind (issue #11: a standard
+    forward, so hooks and wrappers work)."""
+    for kind in ("vae", "hierarchical"):
+        m = build_model(ModelConfig(kind=kind, hidden=(8,), inner_hidden=(8,), inner_latent=4, latent=3),
+                        DataInfo((1, 4, 4), binary=True))
+        x = torch.bernoulli(torch.full((5, 16), 0.3))
+        torch.manual_seed(3)
+        a = m(x, 7)
+        torch.manual_seed(3)
+        b = m.log_weights(x, 7)
+        torch.testing.assert_close(a.log_w, b.log_w)
+        assert a.log_w.shape == (7, 5)

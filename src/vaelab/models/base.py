@@ -123,6 +123,12 @@ class VAE(nn.Module):
             log_qz_x=q.log_prob(z),
         )
 
+    def forward(self, x: torch.Tensor, k: int = 1, y: torch.Tensor | None = None,
+                x_in: torch.Tensor | None = None) -> LogWeights:
+        """``model(x, k)`` is :meth:`log_weights`, so hooks, ``torch.compile`` and DDP wrap
+        a model the ordinary way."""
+        return self.log_weights(x, k, y, x_in)
+
     # --- for figures and diagnostics -----------------------------------------------
     @torch.no_grad()
     def sample(self, n: int, y: torch.Tensor | None = None) -> torch.Tensor:
