@@ -126,9 +126,14 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
     nan_retries: int = 3  # roll back to the last good checkpoint with lr/2 this many times
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    # The per-epoch validation ELBO (learning curves, the NaN guard): every N epochs (the
+    # last epoch always), on the first N validation images (None = all).  Training and the
+    # final test evaluation do not depend on either.
+    valid_every: int = 1
+    valid_limit: int | None = None
 
     def __post_init__(self) -> None:
-        _positive("train", self, "epochs", "batch_size")
+        _positive("train", self, "epochs", "batch_size", "valid_every", "valid_limit")
         if self.nan_retries < 0:
             _fail("train", "nan_retries", f"must be >= 0, got {self.nan_retries!r}")
         if self.threads < 0:

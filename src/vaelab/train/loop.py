@@ -104,8 +104,9 @@ class Trainer:
         d = self.device
         self.train_x = self.ds.train.x.to(d)
         self.train_y = self.ds.train.y.to(d)
-        self.valid_x = self.ds.valid.x.to(d)
-        self.valid_y = self.ds.valid.y.to(d)
+        n_valid = self.cfg.train.valid_limit  # None: the whole validation set
+        self.valid_x = self.ds.valid.x[:n_valid].to(d)
+        self.valid_y = self.ds.valid.y[:n_valid].to(d)
         self.use_labels = self.model.cond_dim > 0
 
     def _restore(self, loaded) -> None:
@@ -181,9 +182,10 @@ class Trainer:
             except NonFinite as bad:
                 self._recover(epoch, bad)
                 continue
-            valid = self._valid_elbo(epoch)
+            validate = (epoch + 1) % cfg.train.valid_every == 0 or epoch + 1 == cfg.train.epochs
+            valid = self._valid_elbo(epoch) if validate else None  # None: skipped (train.valid_every)
             seconds = time.perf_counter() - t0
-            if not math.isfinite(valid):
+            if valid is not None and not math.isfinite(valid):
                 self._recover(epoch, NonFinite(-1, f"validation ELBO is {valid}"))
                 continue
             row = {"epoch": epoch + 1, **stats, "valid_elbo": valid, "lr": lr, "seconds": round(seconds, 4)}
@@ -193,8 +195,9 @@ class Trainer:
             save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state)
             self.run.write_metrics(self.state.metrics)
             if self.progress:
+                shown = "-" if valid is None else f"{valid:.2f}"
                 print(f"epoch {epoch + 1}/{cfg.train.epochs}  train elbo {stats['train_elbo']:.2f}  "
-                      f"valid elbo {valid:.2f}  {seconds:.1f}s", file=sys.stderr, flush=True)
+                      f"valid elbo {shown}  {seconds:.1f}s", file=sys.stderr, flush=True)
             if self.callback:
                 self.callback(epoch + 1, row)
         return self.state
