@@ -19,6 +19,7 @@ non-finite is ever written to metrics or checkpoints.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import sys
 import time
@@ -44,6 +45,15 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     return torch.device(name)
+
+
+def capped_threads(requested: int) -> int:
+    """``train.threads``, but never above $VAELAB_MAX_THREADS, which a sweep's workers set
+    so that workers x threads stays within the cores.  0 = leave torch's setting."""
+    cap = os.environ.get("VAELAB_MAX_THREADS", "")
+    if requested and cap.isdigit() and int(cap) > 0:
+        return min(requested, int(cap))
+    return requested
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -80,8 +90,9 @@ class Trainer:
         self.cfg = cfg
         self.progress = progress
         self.callback = callback
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        threads = capped_threads(cfg.train.threads)
+        if threads:
+            torch.set_num_threads(threads)
         self.device = resolve_device(cfg.train.device)
         self.ds = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
         self.info = data_info(self.ds)
