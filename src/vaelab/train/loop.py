@@ -41,6 +41,21 @@ from .rundir import RunDir
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
 
+def inductor_cache_dir() -> Path:
+    """Where torch.compile keeps its kernels: the user cache, so a sweep's later runs (and
+    later sweeps) load them instead of compiling again."""
+    from ..data.sources import cache_dir
+
+    return cache_dir() / "inductor"
+
+
+def _step_terms(model, objective, x, y):
+    """One step's loss and batch sums, the function ``train.compile`` compiles.  Without a
+    warm-up the objective does not depend on ``progress``."""
+    terms = objective(model, x, y)
+    return -terms["objective"].mean(), terms["objective"].detach().sum(), terms["elbo"].detach().sum()
+
+
 def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -102,6 +117,7 @@ class Trainer:
         self.objective = build_objective(cfg.objective)
         self.opt = build_optimizer(self.model.parameters(), cfg.optim)
         self.state = TrainState()
+        self._compiled = self._compile() if cfg.train.compile else None
         self._to_device()
         self.run.path.mkdir(parents=True, exist_ok=True)
         self.run.write_config(cfg, self.info)
@@ -128,6 +144,44 @@ class Trainer:
             raise CheckpointError(f"{loaded.path} does not fit this run's model: {str(err).splitlines()[0]}") from None
         self.state = loaded.train_state()
 
+    # --- the compiled step (train.compile) ------------------------------------------------
+    def _compile(self):
+        """torch.compile of one step's loss and its batch sums (forward; AOTAutograd compiles
+        the backward with it).  Random draws go through ATen's generator
+        (``fallback_random``), so the seeded per-epoch stream and exact resume still hold."""
+        if self.cfg.objective.warmup_epochs > 0:
+            print("vaelab: note: train.compile is not used with a KL warm-up (beta changes every step); "
+                  "training eagerly", file=sys.stderr)
+            return None
+        try:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
+            import torch._inductor.config as inductor_config
+
+            inductor_config.fallback_random = True
+            return torch.compile(_step_terms)
+        except Exception as err:  # no compiler, unsupported platform: train eagerly
+            self._compile_failed(err)
+            return None
+
+    def _compiled_step(self, x, y):
+        """-> (loss, (objective sum, ELBO sum)) from the compiled step; on a failure to
+        compile, says so once and continues eagerly from the same random state."""
+        rng = torch.get_rng_state()
+        try:
+            loss, obj_sum, elbo_sum = self._compiled(self.model, self.objective, x, y)
+        except Exception as err:
+            torch.set_rng_state(rng)
+            self._compiled = None
+            self._compile_failed(err)
+            loss, obj_sum, elbo_sum = _step_terms(self.model, self.objective, x, y)
+        return loss, torch.stack([obj_sum, elbo_sum])
+
+    @staticmethod
+    def _compile_failed(err: Exception) -> None:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        print(f"vaelab: warning: train.compile failed ({type(err).__name__}: {first}); training eagerly",
+              file=sys.stderr, flush=True)
+
     # --- one epoch -------------------------------------------------------------------
     def _set_lr(self, epoch: int) -> float:
         lr = lr_at(self.cfg.optim, epoch) * self.state.lr_scale
@@ -151,15 +205,21 @@ class Trainer:
         for step in bar:
             x = x_all[step * bs:(step + 1) * bs]
             y = None if y_all is None else y_all[step * bs:(step + 1) * bs]
-            terms = self.objective(self.model, x, y, progress=epoch + step / steps)
-            loss = -terms["objective"].mean()
+            if self._compiled is not None:
+                loss, batch_sums = self._compiled_step(x, y)
+            else:
+                terms = self.objective(self.model, x, y, progress=epoch + step / steps)
+                loss = -terms["objective"].mean()
+                batch_sums = None
             if not torch.isfinite(loss):
                 raise NonFinite(step, f"loss is {loss.item()}")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             with torch.no_grad():
-                sums += torch.stack([terms["objective"].detach().sum(), terms["elbo"].detach().sum()]).double()
+                if batch_sums is None:
+                    batch_sums = torch.stack([terms["objective"].detach().sum(), terms["elbo"].detach().sum()])
+                sums += batch_sums.double()
         bar.close()
         for p in self.model.parameters():
             if not torch.isfinite(p).all():
