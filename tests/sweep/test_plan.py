@@ -26,11 +26,12 @@ def test_shape_ignores_what_does_not_change_cost():
 
 def test_estimate_scales_measurements():
     r = run(valid_every=2)
-    timing = {"step_s": 0.01, "epoch_fixed_s": 0.0, "valid_s": 1.0, "eval_s": 100.0, "steps_epoch": 500}
+    timing = {"step_s": 0.01, "epoch_fixed_s": 0.0, "valid_s": 1.0, "eval_s": 100.0, "steps_epoch": 500,
+              "load_s": 2.0}
     (e,) = estimate([r], {shape_key(r.config): timing})
     # 4 epochs of 500 steps, validation after epochs 2 and 4, the evaluation once
     assert e.train_s == pytest.approx(4 * (5.0 + EPOCH_OVERHEAD_S) + 2 * 1.0)
-    assert e.eval_s == pytest.approx(100.0 + RUN_OVERHEAD_S)
+    assert e.eval_s == pytest.approx(100.0 + 2 * 2.0 + RUN_OVERHEAD_S)  # the data is loaded twice
 
 
 def test_wall_time_replays_the_schedule():
