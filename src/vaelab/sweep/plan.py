@@ -99,7 +99,9 @@ def _measure(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> di
     with tempfile.TemporaryDirectory(prefix="vaelab-plan-") as tmp:
         tr = Trainer(cfg.replace(**{"train.threads": 0}), Path(tmp) / "run", progress=False, dataset=small)
         torch.set_num_threads(threads)
-        tr._train_epoch(0)  # warm-up: allocator, BLAS and kernel choice
+        t0 = time.perf_counter()
+        tr._train_epoch(0)  # warm-up: allocator, BLAS and kernel choice (and compiling, train.compile)
+        warm = time.perf_counter() - t0
         t0 = time.perf_counter()
         for e in (1, 2):  # the mean of two, not the best: a run sees the machine's load as it comes
             tr._train_epoch(e)
@@ -117,7 +119,9 @@ def _measure(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> di
     # The per-epoch binarisation and permutation scale with the training set, not with
     # the timed batches: charge them as part of the step (they are ~5% of it).
     step_s = small_epoch / timed
+    compile_s = max(0.0, warm - small_epoch) if cfg.train.compile else 0.0  # once per run
     return {"step_s": step_s, "epoch_fixed_s": 0.0, "valid_s": valid_s, "eval_s": eval_s, "load_s": load_s,
+            "compile_s": compile_s,
             "steps_epoch": steps_epoch, "measure_s": time.perf_counter() - t_start}
 
 
@@ -157,7 +161,7 @@ def estimate(runs: Sequence[Run], timings: dict[str, dict[str, float]]) -> list[
         cfg = r.config.train
         validated = sum(1 for e in range(cfg.epochs) if (e + 1) % cfg.valid_every == 0 or e + 1 == cfg.epochs)
         train = cfg.epochs * (t["steps_epoch"] * t["step_s"] + t["epoch_fixed_s"] + EPOCH_OVERHEAD_S) \
-            + validated * t["valid_s"]
+            + validated * t["valid_s"] + t.get("compile_s", 0.0)
         out.append(RunEstimate(r, train, t["eval_s"] + 2 * t.get("load_s", 0.0) + RUN_OVERHEAD_S))
     return out
 
