@@ -217,6 +217,11 @@ def cmd_sweep(args: argparse.Namespace) -> int:
             for run in exp.runs:
                 print(f"{run.id}  {exp.name}  {run.label}")
         return 0
+    if args.plan:
+        from .sweep.plan import plan
+
+        plan([r for exp in exps for r in exp.runs], args.workers, args.data_dir)
+        return 0
     return _sweep(args, exps, out)
 
 
@@ -289,6 +294,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("experiment", help="table1, frey, standard, all, a comma list, or a YAML file")
     _add_sweep_flags(p)
     p.add_argument("--list", action="store_true", help="print the runs (id, label) and exit")
+    p.add_argument("--plan", action="store_true",
+                   help="measure a few steps per distinct run shape on this machine, print each run's "
+                        "estimated time and the total, and exit without running anything")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="write tables, figures and index.html from a sweep's store")

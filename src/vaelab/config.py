@@ -154,9 +154,18 @@ class TrainConfig:
     device: str = "auto"  # auto (cuda when available) | cpu | cuda | cuda:N
     nan_retries: int = 3  # roll back to the last good checkpoint with lr/2 this many times
     threads: int = 0  # torch intra-op threads; 0 = leave torch's default
+    # The per-epoch validation ELBO (learning curves, the NaN guard): every N epochs (the
+    # last epoch always), on the first N validation images (None = all).  Training and the
+    # final test evaluation do not depend on either.
+    valid_every: int = 1
+    valid_limit: int | None = None
+    # torch.compile the training step (forward + backward, Inductor: fused elementwise work).
+    # Same maths, float rounding differs from eager; compiling costs ~0.5-2 min per run, cached
+    # in the user cache for a sweep's later runs; falls back to eager if compiling fails.
+    compile: bool = False
 
     def __post_init__(self) -> None:
-        _positive("train", self, "epochs", "batch_size")
+        _positive("train", self, "epochs", "batch_size", "valid_every", "valid_limit")
         if not 0 <= self.seed < 2 ** 63:
             _fail("train", "seed", f"must be in [0, 2^63), got {self.seed!r}")
         if self.nan_retries < 0:

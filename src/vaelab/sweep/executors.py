@@ -50,6 +50,19 @@ def core_shares(workers: int, cores: Sequence[int] | None = None) -> list[list[i
     return [cores[i * share:(i + 1) * share] for i in range(workers)]
 
 
+# Set in every sweep worker: the most torch threads a run may use there, so that workers x
+# threads never exceeds the cores (a run's train.threads is capped by it, see train.loop).
+MAX_THREADS_ENV = "VAELAB_MAX_THREADS"
+
+
+def threads_per_worker(workers: int, cores: int) -> int:
+    """Torch threads for each of ``workers`` workers on ``cores`` cores: their share of the
+    cores, so that workers x threads <= cores (1 each when there are more workers than
+    cores).  On a busy 2-core machine oversubscription is what makes a step many times
+    slower (issue #13)."""
+    return max(1, cores // max(1, workers))
+
+
 # --- local ----------------------------------------------------------------------------
 
 
@@ -68,7 +81,7 @@ def _exit_cleanly(signum: int, frame: Any) -> None:
 
 
 def _worker_main(store_file: str, ids: list[str], owner: str, sweep_dir: str, data_dir: str | None,
-                 cores: list[int], parent: int) -> None:
+                 cores: list[int], parent: int, threads: int | None = None) -> None:
     """One local worker: claim a queued run, compute it, record it; repeat."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle
     signal.signal(signal.SIGTERM, _exit_cleanly)
@@ -80,7 +93,9 @@ def _worker_main(store_file: str, ids: list[str], owner: str, sweep_dir: str, da
             pass
     import torch
 
-    torch.set_num_threads(max(1, len(cores)))
+    threads = threads or max(1, len(cores))
+    torch.set_num_threads(threads)
+    os.environ[MAX_THREADS_ENV] = str(threads)  # a run's own train.threads cannot exceed it
     me = process_id()
     store = Store(store_file)
     while True:
@@ -103,20 +118,21 @@ class LocalExecutor:
 
         n = max(1, min(self.workers or default_workers(), len(runs)))
         shares = core_shares(n)
+        threads = threads_per_worker(n, len(set().union(*shares)))
         ids = [r.id for r in runs]
         ctx = mp.get_context("spawn")
         args = (str(store.path), ids, owner, str(sweep_dir), None if data_dir is None else str(data_dir))
         procs: list[Any] = []
 
         def start(i: int):
-            p = ctx.Process(target=_worker_main, args=(*args, shares[i % n], os.getpid()),
+            p = ctx.Process(target=_worker_main, args=(*args, shares[i % n], os.getpid(), threads),
                             name=f"vaelab-worker-{i}", daemon=True)
             p.start()
             return p
 
         if progress:
             progress.log(f"local executor: {n} worker process(es), {len(shares[0])} core(s) and "
-                         f"torch thread(s) each")
+                         f"{threads} torch thread(s) each")
         procs = [start(i) for i in range(n)]
         respawns = 0
         try:
@@ -183,6 +199,7 @@ def _ray_task(config: dict, path: str, data_dir: str | None, threads: int) -> di
     import torch
 
     torch.set_num_threads(threads)
+    os.environ[MAX_THREADS_ENV] = str(threads)
     result = compute(config, path, data_dir)
     result["worker"] = process_id()
     return result

@@ -19,6 +19,7 @@ non-finite is ever written to metrics or checkpoints.
 from __future__ import annotations
 
 import math
+import os
 import shutil
 import sys
 import time
@@ -40,6 +41,30 @@ from .optim import build_optimizer, lr_at
 from .rundir import RunDir
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
+
+
+def inductor_cache_dir() -> Path:
+    """Where torch.compile keeps its kernels: the user cache, so a sweep's later runs (and
+    later sweeps) load them instead of compiling again."""
+    from ..data.sources import cache_dir
+
+    return cache_dir() / "inductor"
+
+
+def _step_terms(model, objective, x, y):
+    """One step's loss and batch sums, the function ``train.compile`` compiles.  Without a
+    warm-up the objective does not depend on ``progress``."""
+    terms = objective(model, x, y)
+    return -terms["objective"].mean(), terms["objective"].detach().sum(), terms["elbo"].detach().sum()
+
+
+def capped_threads(requested: int) -> int:
+    """``train.threads``, but never above $VAELAB_MAX_THREADS, which a sweep's workers set
+    so that workers x threads stays within the cores.  0 = leave torch's setting."""
+    cap = os.environ.get("VAELAB_MAX_THREADS", "")
+    if requested and cap.isdigit() and int(cap) > 0:
+        return min(requested, int(cap))
+    return requested
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -72,8 +97,9 @@ class Trainer:
         self.cfg = cfg
         self.progress = progress
         self.callback = callback
-        if cfg.train.threads:
-            torch.set_num_threads(cfg.train.threads)
+        threads = capped_threads(cfg.train.threads)
+        if threads:
+            torch.set_num_threads(threads)
         self.device = resolve_device(cfg.train.device)
         self.ds = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
         self.info = self.ds.info
@@ -83,6 +109,7 @@ class Trainer:
         self.objective = build_objective(cfg.objective)
         self.opt = build_optimizer(self.model.parameters(), cfg.optim)
         self.state = TrainState()
+        self._compiled = self._compile() if cfg.train.compile else None
         self._to_device()
         self.run.path.mkdir(parents=True, exist_ok=True)
         self.run.write_config(cfg, self.info)
@@ -102,8 +129,9 @@ class Trainer:
         d = self.device
         self.train_x = self.ds.train.x.to(d)
         self.train_y = self.ds.train.y.to(d)
-        self.valid_x = self.ds.valid.x.to(d)
-        self.valid_y = self.ds.valid.y.to(d)
+        n_valid = self.cfg.train.valid_limit  # None: the whole validation set
+        self.valid_x = self.ds.valid.x[:n_valid].to(d)
+        self.valid_y = self.ds.valid.y[:n_valid].to(d)
         self.use_labels = self.model.cond_dim > 0
 
     def _restore(self, loaded) -> None:
@@ -113,6 +141,44 @@ class Trainer:
         except (RuntimeError, KeyError, ValueError) as err:
             raise CheckpointError(f"{loaded.path} does not fit this run's model: {str(err).splitlines()[0]}") from None
         self.state = loaded.train_state()
+
+    # --- the compiled step (train.compile) ------------------------------------------------
+    def _compile(self):
+        """torch.compile of one step's loss and its batch sums (forward; AOTAutograd compiles
+        the backward with it).  Random draws go through ATen's generator
+        (``fallback_random``), so the seeded per-epoch stream and exact resume still hold."""
+        if self.cfg.objective.warmup_epochs > 0:
+            print("vaelab: note: train.compile is not used with a KL warm-up (beta changes every step); "
+                  "training eagerly", file=sys.stderr)
+            return None
+        try:
+            os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
+            import torch._inductor.config as inductor_config
+
+            inductor_config.fallback_random = True
+            return torch.compile(_step_terms)
+        except Exception as err:  # no compiler, unsupported platform: train eagerly
+            self._compile_failed(err)
+            return None
+
+    def _compiled_step(self, x, y):
+        """-> (loss, (objective sum, ELBO sum)) from the compiled step; on a failure to
+        compile, says so once and continues eagerly from the same random state."""
+        rng = torch.get_rng_state()
+        try:
+            loss, obj_sum, elbo_sum = self._compiled(self.model, self.objective, x, y)
+        except Exception as err:
+            torch.set_rng_state(rng)
+            self._compiled = None
+            self._compile_failed(err)
+            loss, obj_sum, elbo_sum = _step_terms(self.model, self.objective, x, y)
+        return loss, torch.stack([obj_sum, elbo_sum])
+
+    @staticmethod
+    def _compile_failed(err: Exception) -> None:
+        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        print(f"vaelab: warning: train.compile failed ({type(err).__name__}: {first}); training eagerly",
+              file=sys.stderr, flush=True)
 
     # --- one epoch -------------------------------------------------------------------
     def _set_lr(self, epoch: int) -> float:
@@ -137,15 +203,21 @@ class Trainer:
         for step in bar:
             x = x_all[step * bs:(step + 1) * bs]
             y = None if y_all is None else y_all[step * bs:(step + 1) * bs]
-            terms = self.objective(self.model, x, y, progress=epoch + step / steps)
-            loss = -terms["objective"].mean()
+            if self._compiled is not None:
+                loss, batch_sums = self._compiled_step(x, y)
+            else:
+                terms = self.objective(self.model, x, y, progress=epoch + step / steps)
+                loss = -terms["objective"].mean()
+                batch_sums = None
             if not torch.isfinite(loss):
                 raise NonFinite(step, f"loss is {loss.item()}")
             self.opt.zero_grad(set_to_none=True)
             loss.backward()
             self.opt.step()
             with torch.no_grad():
-                sums += torch.stack([terms["objective"].detach().sum(), terms["elbo"].detach().sum()]).double()
+                if batch_sums is None:
+                    batch_sums = torch.stack([terms["objective"].detach().sum(), terms["elbo"].detach().sum()])
+                sums += batch_sums.double()
         bar.close()
         for p in self.model.parameters():
             if not torch.isfinite(p).all():
@@ -179,9 +251,10 @@ class Trainer:
             except NonFinite as bad:
                 self._recover(epoch, bad)
                 continue
-            valid = self._valid_elbo(epoch)
+            validate = (epoch + 1) % cfg.train.valid_every == 0 or epoch + 1 == cfg.train.epochs
+            valid = self._valid_elbo(epoch) if validate else None  # None: skipped (train.valid_every)
             seconds = time.perf_counter() - t0
-            if not math.isfinite(valid):
+            if valid is not None and not math.isfinite(valid):
                 self._recover(epoch, NonFinite(-1, f"validation ELBO is {valid}"))
                 continue
             row = {"epoch": epoch + 1, **stats, "valid_elbo": valid, "lr": lr, "seconds": round(seconds, 4)}
@@ -192,8 +265,9 @@ class Trainer:
             self.run.write_metrics(self.state.metrics)
             self.events.epoch(row, self.model, self.valid_x, self.valid_y if self.use_labels else None)
             if self.progress:
+                shown = "-" if valid is None else f"{valid:.2f}"
                 print(f"epoch {epoch + 1}/{cfg.train.epochs}  train elbo {stats['train_elbo']:.2f}  "
-                      f"valid elbo {valid:.2f}  {seconds:.1f}s", file=sys.stderr, flush=True)
+                      f"valid elbo {shown}  {seconds:.1f}s", file=sys.stderr, flush=True)
             if self.callback:
                 self.callback(epoch + 1, row)
         self.events.close()
