@@ -93,6 +93,7 @@ INIT_SCHEMES = ("glorot", "he", "torch")  # vaelab.nets.init
 
 
 RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu")
+CONV_INIT = "torch"  # measured: 14 nats ahead of glorot and he after 1 epoch (README)
 
 
 def auto_init(arch: str, activation: str) -> str:
@@ -102,9 +103,6 @@ def auto_init(arch: str, activation: str) -> str:
     if arch == "conv":
         return CONV_INIT
     return "he" if activation in RELU_LIKE else "glorot"
-
-
-CONV_INIT = "torch"  # measured: 14 nats ahead of glorot and he after 1 epoch (README)
 
 
 @dataclass(frozen=True)
