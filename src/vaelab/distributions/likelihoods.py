@@ -1,13 +1,11 @@
 """Decoder likelihoods p(x | z), computed from unconstrained network outputs.
 
 A decoder emits ``n_params`` numbers per pixel; the likelihood turns them into a
-log-density summed over pixels, a mean image and samples.  Everything is in log space:
+log-density summed over pixels and a mean image.  Everything is in log space:
 no ``log(sigmoid(.))`` and no ``log(0)``.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.nn as nn
@@ -33,8 +31,6 @@ class Likelihood(nn.Module):
         always-0 or always-1 pixel starts at a finite logit (+-6.9)."""
         raise NotImplementedError
 
-    def sample(self, params: torch.Tensor) -> torch.Tensor:
-        raise NotImplementedError
 
 
 MEAN_CLIP = 1e-3
@@ -65,8 +61,6 @@ class BernoulliLikelihood(Likelihood):
     def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
         return _logit_of_mean(mean)
 
-    def sample(self, params: torch.Tensor) -> torch.Tensor:
-        return torch.bernoulli(torch.sigmoid(params))
 
 
 # Elements per block of the blocked path: 256k floats = 1 MiB, split by torch over the
@@ -147,12 +141,3 @@ class GaussianLikelihood(Likelihood):
     def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
         """Mean block sigmoid^-1(mean); std block 0 (std = min_std + log 2)."""
         return torch.cat([_logit_of_mean(mean), torch.zeros_like(mean)])
-
-    def sample(self, params: torch.Tensor) -> torch.Tensor:
-        mean, std = self.split(params)
-        return mean + std * torch.randn_like(mean)
-
-
-def max_log_density_per_pixel(min_std: float) -> float:
-    """Upper bound of a Gaussian pixel's log-density under the std floor."""
-    return -math.log(min_std) - 0.5 * LOG_2PI
