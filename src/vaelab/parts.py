@@ -34,10 +34,10 @@ def check_names(cfg: RunConfig) -> RunConfig:
     for key, (registry, extra) in NAMED_FIELDS.items():
         section, field = key.split(".")
         value = getattr(getattr(cfg, section), field)
-        if value in extra or value in registry:
+        if value in extra:
             continue
         try:
-            registry.get(value)
+            registry.get(value)  # the registry's own error names the known parts and the closest
         except ConfigError as err:
             raise ConfigError(f"config key '{key}': {err}") from None
     return cfg

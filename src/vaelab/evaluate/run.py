@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-
 import math
 import sys
 import time

@@ -34,7 +34,6 @@ import torch.nn as nn
 _LAYERS = (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)
 
 
-
 @torch.no_grad()
 def init_weights(module: nn.Module, scheme: str) -> None:
     """Re-initialise every Linear/conv layer under ``module`` in place."""
