@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -328,6 +329,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"vaelab: interrupted; {_interrupt_hint(args)}", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # `vaelab sweep ... --list | head`: the reader left, nothing is wrong
+        sys.stderr.close()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 # What is safe and what to do after Ctrl-C, true for the command that was cut.

@@ -188,6 +188,32 @@ class EvalConfig:
 
 
 @dataclass(frozen=True)
+class SelectConfig:
+    """A selection stage before the run (the study, sec. 4.1: "we train the model with a
+    small number of epochs to select the right learning rate ... once found we train the
+    model for longer"): one short run of ``epochs`` epochs per value of ``key``, the value
+    whose short run ends with the best validation ELBO wins, then the run itself trains
+    with it.  Selection never sees the test set.  The short runs live in ``RUN/select/``,
+    the choice in ``RUN/select.json``; both resume like any run."""
+
+    key: str = "optim.lr"
+    values: tuple[float, ...] = ()
+    epochs: int = 50
+    metric: str = "valid_elbo"  # the only one: the last epoch's validation ELBO, higher wins
+
+    def __post_init__(self) -> None:
+        _positive("select", self, "epochs")
+        if len(self.values) < 2 or len(set(self.values)) != len(self.values):
+            _fail("select", "values", f"needs two or more distinct values to choose from, got {list(self.values)!r}")
+        if self.metric != "valid_elbo":
+            _fail("select", "metric", f"must be valid_elbo, got {self.metric!r}")
+        section, _, leaf = self.key.partition(".")
+        if section not in SELECTABLE or leaf not in {f.name for f in fields(SELECTABLE[section])}:
+            keys = ", ".join(f"{s}.*" for s in SELECTABLE)
+            _fail("select", "key", f"must be a numeric key of {keys}, got {self.key!r}")
+
+
+@dataclass(frozen=True)
 class RunConfig:
     name: str = "custom"  # label: the preset it came from; "custom" = no preset (the defaults above)
     data: DataConfig = field(default_factory=DataConfig)
@@ -196,9 +222,18 @@ class RunConfig:
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    select: SelectConfig | None = None  # a selection stage (absent from to_dict when None)
+
+    def __post_init__(self) -> None:
+        if self.select is not None:  # every candidate must make a valid config
+            for value in self.select.values:
+                self.replace(**{self.select.key: value, "select": None})
 
     def to_dict(self) -> dict[str, Any]:
-        return _to_plain(dataclasses.asdict(self))
+        out = _to_plain(dataclasses.asdict(self))
+        if out["select"] is None:  # so configs without a stage keep their run ids
+            del out["select"]
+        return out
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> "RunConfig":
@@ -207,6 +242,10 @@ class RunConfig:
     def replace(self, **dotted: Any) -> "RunConfig":
         """``cfg.replace(**{"model.latent": 3})``: a copy with dotted keys overridden."""
         return RunConfig.from_dict(merge(self.to_dict(), unflatten(dotted)))
+
+
+# Sections whose numeric keys a selection stage may choose.
+SELECTABLE: dict[str, type] = {"optim": OptimConfig, "objective": ObjectiveConfig, "train": TrainConfig}
 
 
 # --- strict dict -> dataclass ------------------------------------------------------
@@ -283,7 +322,10 @@ def _build(cls: type, data: Any, prefix: str) -> Any:
     for name, value in data.items():
         tp = hints[name]
         dotted = f"{prefix}.{name}" if prefix else name
-        if dataclasses.is_dataclass(tp):
+        optional = [a for a in typing.get_args(tp) if a is not type(None)]
+        if len(optional) == 1 and dataclasses.is_dataclass(optional[0]):  # an optional section
+            kwargs[name] = None if value is None else _build(optional[0], value, dotted)
+        elif dataclasses.is_dataclass(tp):
             kwargs[name] = _build(tp, value, dotted)
         else:
             kwargs[name] = _coerce(value, tp, dotted)

@@ -207,6 +207,11 @@ def build_table(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping
         for c in cols:
             cell = cells.setdefault((r, c), Cell(r, c))
             cell.reference = ref_values.get(r, {}).get(c)
+    chosen = [(row_labels.get(r, r), col_labels.get(c, c), cell.metrics["selected"])
+              for (r, c), cell in cells.items() if cell.metrics.get("selected")]
+    if chosen:  # a selection stage ran before these runs (RunConfig.select)
+        notes.append("values chosen by the selection stage (best validation ELBO of short runs, never the "
+                     "test set): " + "; ".join(f"{rl} / {cl}: {v}" for rl, cl, v in chosen))
     return Table(name=spec["name"], title=spec.get("title", spec["name"]),
                  row_title=spec["rows"].get("title", spec["rows"]["key"]),
                  column_title=spec["columns"].get("title", spec["columns"]["key"]),
@@ -307,7 +312,7 @@ def to_markdown(table: Table) -> str:
 
 CSV_FIELDS = ["row", "row_label", "column", "column_label", "run_id", "status", "test_elbo",
               "test_log_likelihood", "log_likelihood_sem", "k", "test_images", "reference_metric",
-              "reference", "difference", "active_units", "epochs", "train_seconds", "eval_seconds", "error"]
+              "reference", "difference", "active_units", "epochs", "train_seconds", "eval_seconds", "selected", "error"]
 
 
 def to_csv(table: Table) -> str:
@@ -330,6 +335,7 @@ def to_csv(table: Table) -> str:
                 "active_units": m.get("active_units", ""), "epochs": run.epochs if run and run.epochs else "",
                 "train_seconds": _num(run.train_seconds if run else None, 1),
                 "eval_seconds": _num(run.eval_seconds if run else None, 1),
+                "selected": m.get("selected", ""),
                 "error": (run.error or "") if run else "",
             })
     return buf.getvalue()

@@ -56,6 +56,7 @@ def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | 
     in ``RUN/error.txt``."""
     from ..evaluate.run import evaluate_run
     from ..train import train_run
+    from ..train.select import read_choice
 
     path = Path(path)
     try:
@@ -63,6 +64,9 @@ def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | 
         state = train_run(cfg, path, data_dir, resume=True, progress=False)
         t0 = time.perf_counter()
         metrics = evaluate_run(path, None, data_dir, cfg.train.device, progress=False, write=True)
+        choice = read_choice(path)
+        if choice is not None:  # what the selection stage chose, for the report
+            metrics = {**metrics, "selected": f"{choice['key']}={choice['chosen']:g}"}
         return {"ok": True, "metrics": metrics, "epochs": state.epoch, "train_seconds": state.train_seconds,
                 "eval_seconds": time.perf_counter() - t0}
     except VaelabError as err:

@@ -39,6 +39,7 @@ from .checkpoint import TrainState, list_checkpoints, load_latest, save_checkpoi
 from .events import EventWriter
 from .optim import build_optimizer, lr_at
 from .rundir import RunDir
+from .select import select
 
 EpochCallback = Callable[[int, dict[str, Any]], None]
 
@@ -294,8 +295,15 @@ def train_run(cfg: RunConfig, run_dir: str | Path, data_dir: str | Path | None =
               progress: bool = True, callback: EpochCallback | None = None,
               dataset: Dataset | None = None) -> TrainState:
     """Train (or resume) one run; returns its final state.  A run that fails before its
-    first checkpoint leaves no directory behind."""
+    first checkpoint leaves no directory behind.  A config with a ``select`` stage first
+    runs (or resumes) its short candidate runs (:mod:`vaelab.train.select`)."""
     run_path = Path(run_dir)
+    if cfg.select is not None:
+        data = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
+        say = (lambda msg: print(f"vaelab: {msg}", file=sys.stderr, flush=True)) if progress else None
+        cfg = select(cfg, run_path,
+                     lambda c, d: train_run(c, d, data_dir, resume=True, progress=progress, dataset=data), say)
+        dataset = data
     fresh = not run_path.exists()
     try:
         trainer = Trainer(cfg, run_path, data_dir, resume, progress, callback, dataset)
