@@ -88,7 +88,8 @@ def test_train_eval_sample_reconstruct_and_json_fields(tmp_path, capsys, data_di
         assert field in out
     assert out["k"] == 20
     assert out["elbo"] < out["log_likelihood"] < 0  # a bound below the estimate, both negative
-    assert (run / "eval.json").exists()
+    # a look at another k or subset has its own record; eval.json stays the run's protocol
+    assert (run / "eval-k20-n50.json").exists() and not (run / "eval.json").exists()
     png = tmp_path / "s.png"
     assert main(["sample", str(run), "--n", "16", "-o", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -322,5 +323,6 @@ def test_eval_of_one_image_has_no_standard_error_and_no_traceback(tiny_runs, cap
     assert main(["eval", str(tiny_runs["vae"]), "--k", "3", "--limit", "1", "--json", "--data-dir", str(data_dir)]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["n"] == 1 and out["log_likelihood_sem"] is None
-    assert json.loads((tiny_runs["vae"] / "eval.json").read_text())["log_likelihood_sem"] is None
-    (tiny_runs["vae"] / "eval.json").unlink()
+    record = tiny_runs["vae"] / "eval-k3-n1.json"
+    assert json.loads(record.read_text())["log_likelihood_sem"] is None
+    record.unlink()

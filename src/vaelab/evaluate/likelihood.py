@@ -121,4 +121,6 @@ def active_units(model, x: torch.Tensor, y: torch.Tensor | None = None, threshol
         model.latent_means(x[i:i + batch_size], None if y is None else y[i:i + batch_size])
         for i in range(0, x.shape[0], batch_size)
     ])  # (N, Z)
+    if means.shape[0] < 2:  # one image has no spread: no unit can be counted active
+        return 0
     return int((means.double().var(dim=0, unbiased=True) > threshold).sum())

@@ -78,7 +78,9 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
                  device: str = "auto", progress: bool = True, write: bool = True,
                  limit: int | None = None, announce: bool = False) -> dict[str, Any]:
     """Evaluate a run directory.  ``announce`` prints a time estimate on stderr first
-    (the CLI does; an hours-long default must not start silently)."""
+    (the CLI does; an hours-long default must not start silently).  ``write`` records the
+    result in the run directory: ``eval.json`` at the run's own protocol (its eval.k, every
+    test image), else ``eval-k{K}[-n{N}].json``, so a quick look never replaces it."""
     _check_args(k, limit)
     run = RunDir(Path(run_dir))
     dev = resolve_device(device)
@@ -117,8 +119,10 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
         out["log_likelihood_sem"] = None  # one test image has no standard error (and JSON has no NaN)
     if not all(math.isfinite(out[n]) for n in ("elbo", "log_likelihood", "recon", "kl")):
         raise VaelabError(f"evaluation of {run.path} gave non-finite numbers; the model is broken, not the data")
-    if write:
-        atomic_write_json(run.path / EVAL, out)
+    if write:  # eval.json is the run's own protocol; a look at another k or subset gets its own file
+        own = k == cfg.eval.k and not limit
+        atomic_write_json(run.path / (EVAL if own else f"eval-k{k}" + (f"-n{x.shape[0]}" if limit else "")
+                                      + ".json"), out)
     return out
 
 
