@@ -181,7 +181,7 @@ class VaelabTrain(Workload):
         ds = subset(_load_data(self.opts), self.opts["images"].get(self.name.split("-")[0]))
         self.images = int(ds.train.x.shape[0])
         self.tmp = tempfile.mkdtemp(prefix="vaelab-bench-")
-        self.trainer = Trainer(self.cfg, Path(self.tmp) / "run", progress=False, dataset=ds)
+        self.trainer = Trainer.open(self.cfg, Path(self.tmp) / "run", progress=False).build(dataset=ds)
         tr = self.trainer
         bs = self.cfg.train.batch_size
         # FLOPs of one step, counted on the real model by hooks (flops.py), then warm-up.
@@ -310,7 +310,7 @@ class VaelabFit(VaelabTrain):
         self.images = int(self.ds.train.x.shape[0])
         self.tmp = tempfile.mkdtemp(prefix="vaelab-bench-")
         self._Trainer = Trainer
-        warm = Trainer(self.cfg, Path(self.tmp) / "warm", progress=False, dataset=self.ds)
+        warm = Trainer.open(self.cfg, Path(self.tmp) / "warm", progress=False).build(dataset=self.ds)
         x = warm.train_x[:100].bernoulli()
         for _ in range(3):  # warm-up: allocator, BLAS handles
             loss = -warm.objective(warm.model, x)["objective"].mean()
@@ -321,7 +321,7 @@ class VaelabFit(VaelabTrain):
         return {"images": self.images, "valid_images": int(self.ds.valid.x.shape[0])}
 
     def run(self, rep):
-        self.trainer = self._Trainer(self.cfg, Path(self.tmp) / f"run{rep}", progress=False, dataset=self.ds)
+        self.trainer = self._Trainer.open(self.cfg, Path(self.tmp) / f"run{rep}", progress=False).build(dataset=self.ds)
         return Workload.run(self, rep)
 
     def body(self, rep):

@@ -24,10 +24,10 @@ cat "$OUTDIR/machine.txt"
 
 S=${SWEEPS:-/tmp/vaelab-sweeps}
 mkdir -p "$S"
-$PY -m vaelab.cli sweep table1 --preset paper --set model.latent=20 --set train.device=$DEVICE \
+$PY -m vaelab.cli sweep table1 --effort paper --set model.latent=20 --set train.device=$DEVICE \
     ${EXTRA:-} --workers 9 --quiet --out "$S/table1-z20" > "$OUTDIR/table1.log" 2>&1 &
 P1=$!
-$PY -m vaelab.cli sweep standard --preset paper --set train.epochs=$STD_EPOCHS --set train.device=$DEVICE \
+$PY -m vaelab.cli sweep standard --effort paper --set train.epochs=$STD_EPOCHS --set train.device=$DEVICE \
     ${EXTRA:-} --workers 4 --quiet --out "$S/standard" > "$OUTDIR/standard.log" 2>&1 &
 P2=$!
 while kill -0 $P1 2>/dev/null || kill -0 $P2 2>/dev/null; do

@@ -263,24 +263,24 @@ def test_train_without_a_preset_is_not_recorded_as_one(tmp_path, capsys, data_di
 
 
 def test_interrupted_eval_gives_a_true_hint(tiny_runs, capsys, monkeypatch):
-    from vaelab.evaluate import run as eval_run
+    import vaelab.cli
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(eval_run, "evaluate_run", interrupted)
+    monkeypatch.setattr(vaelab.cli, "evaluate_run", interrupted)
     assert main(["eval", str(tiny_runs["vae"]), "--k", "5"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "--resume" not in err and "run it again" in err
 
 
 def test_interrupted_train_names_the_run_to_resume(tmp_path, capsys, monkeypatch):
-    import vaelab.train
+    import vaelab.cli
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vaelab.train, "train_run", interrupted)
+    monkeypatch.setattr(vaelab.cli, "train_run", interrupted)
     assert main(["train", "--out", str(tmp_path / "r")]) == 130
     assert f"vaelab train --resume --out {tmp_path / 'r'}" in capsys.readouterr().err
 
@@ -290,7 +290,7 @@ def test_disk_full_during_a_checkpoint(tiny_runs, tmp_path, capsys, data_dir, mo
     space finishes the run."""
     import errno
 
-    from vaelab.train import checkpoint
+    from vaelab.runs import checkpoint
 
     run = tmp_path / "run"
     shutil.copytree(tiny_runs["vae"], run)

@@ -108,7 +108,7 @@ def test_a_misspelt_name_is_refused_at_load_with_a_did_you_mean(tmp_path):
                           "--out", str(tmp_path / "run")], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2 and "did you mean 'vamp'" in out.stderr and len(out.stderr.splitlines()) == 1
     assert not (tmp_path / "run").exists()
-    out = subprocess.run([sys.executable, "-m", "vaelab.cli", "sweep", str(exp), "--preset", "smoke",
+    out = subprocess.run([sys.executable, "-m", "vaelab.cli", "sweep", str(exp), "--effort", "smoke",
                           "--out", str(tmp_path / "sw")], capture_output=True, text=True, cwd=tmp_path)
     assert out.returncode == 2 and "unknown dataset 'cifar'" in out.stderr
     assert not (tmp_path / "sw").exists()

@@ -14,8 +14,8 @@ from hypothesis import strategies as st
 
 from vaelab.config import RunConfig, read_yaml
 from vaelab.errors import CheckpointError, ConfigError, DataError
-from vaelab.train.checkpoint import _try_load
-from vaelab.train.rundir import RunDir
+from vaelab.runs import RunDir
+from vaelab.runs.checkpoint import _try_load
 
 # derandomize: CI runs the same 150 examples each time, so a failure reproduces.
 SETTINGS = settings(max_examples=150, deadline=None, derandomize=True, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -281,7 +281,7 @@ def test_train_with_random_arguments(data_dir, tmp_path, argv):
         assert not out.exists()  # a refused run leaves nothing behind
 
 
-SWEEP_FLAGS = {"--preset": st.sampled_from(["smoke", "quick", "paper", "huge", "../x"]),
+SWEEP_FLAGS = {"--effort": st.sampled_from(["smoke", "quick", "paper", "huge", "../x"]),
                "--workers": ints(1, 4, 0), "--executor": st.sampled_from(["local", "ray", "slurm"]),
                "--address": st.sampled_from(["127.0.0.1:1", ""]), "--retry-failed": None, "--quiet": None,
                "--set": st.sampled_from(["train.epochs=2", "model.latent=0", "bogus.key=1", "x"])}

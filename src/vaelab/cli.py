@@ -10,8 +10,19 @@ import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+import yaml
+
 from . import __version__
+from .config import PRESET_DIR, load_config, preset_names, read_yaml
 from .errors import ConfigError, VaelabError
+from .evaluate.run import evaluate_run, load_images
+from .parts import check_names
+from .report import build_report
+from .report.grid import image_format, save_grid
+from .runs import RunDir, default_run_path
+from .sweep import load_experiment, run_sweep
+from .sweep.plan import plan
+from .train import train_run
 
 
 def _int_list(text: str) -> list[int]:
@@ -40,8 +51,6 @@ CONFIG_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
 
 
 def _set_pair(text: str) -> tuple[str, Any]:
-    import yaml
-
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     key, raw = text.split("=", 1)
@@ -73,29 +82,22 @@ def _add_data_dir(p: argparse.ArgumentParser) -> None:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .parts import check_names
-    from .evaluate.run import evaluate_run  # noqa: F401  (import errors surface before training)
-    from .train import RunDir, train_run
-
     overrides = _overrides(args)
     if args.resume and not args.out:
         raise ConfigError("--resume continues a run, but which one? name its directory: "
                           "vaelab train --resume --out RUN_DIR")
     if args.resume and RunDir(Path(args.out)).exists():
-        cfg, _ = RunDir(Path(args.out)).read_config()
+        cfg = RunDir(Path(args.out)).resume_config(overrides.get("train.epochs"))
         ignored = sorted(set(overrides) - {"train.epochs"}) + (["--model"] if args.model else []) \
             + (["CONFIG"] if args.config else [])
         if ignored:
             print(f"vaelab: note: resuming {args.out} with its saved config; ignoring {', '.join(ignored)}",
                   file=sys.stderr)
-        if "train.epochs" in overrides:
-            cfg = cfg.replace(**{"train.epochs": overrides["train.epochs"]})
     else:
         cfg = check_names(load_config(args.config, args.model, overrides))
         if args.resume:
             print(f"vaelab: note: {args.out} holds no run yet; starting one there", file=sys.stderr)
-    out = Path(args.out or f"runs/{cfg.name}-{cfg.data.dataset}-z{cfg.model.latent}-s{cfg.train.seed}")
+    out = Path(args.out) if args.out else default_run_path(cfg)
     state = train_run(cfg, out, args.data_dir, resume=args.resume, progress=not args.quiet)
     last = state.metrics[-1] if state.metrics else {}
     summary = {"run_dir": str(out), "epochs": state.epoch, "train_elbo": last.get("train_elbo"),
@@ -105,8 +107,6 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from .evaluate.run import evaluate_run
-
     out = evaluate_run(args.run_dir, args.k, args.data_dir, args.device, progress=not args.json,
                        limit=args.limit, announce=True)
     if args.json:
@@ -129,9 +129,6 @@ MAX_IMAGES = 10_000  # per sample/reconstruct grid
 
 def _cmd_images(which: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
-        from .evaluate.run import load_images
-        from .report.grid import image_format, save_grid
-
         if not 0 < args.n <= MAX_IMAGES:
             raise ConfigError(f"--n must be between 1 and {MAX_IMAGES}, got {args.n}")
         if not 0 <= args.seed < 2 ** 63:
@@ -151,8 +148,6 @@ def _cmd_images(which: str) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from .config import PRESET_DIR, preset_names, read_yaml
-
     for name in preset_names():
         desc = read_yaml(PRESET_DIR / f"{name}.yaml").get("description", "")
         print(f"{name:12s} {desc}")
@@ -166,8 +161,6 @@ DEFAULT_EFFORT = "quick"
 
 
 def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]]):
-    from .sweep import load_experiment
-
     expanded: list[str] = []
     for name in names:
         for part in name.split(","):
@@ -181,11 +174,13 @@ def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]]):
 
 
 def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--preset", default=DEFAULT_EFFORT, metavar="EFFORT",
-                   help=f"effort preset: smoke (CI check, about a minute for all), quick (real numbers: about "
+    p.add_argument("--effort", default=None, metavar="EFFORT",
+                   help=f"how much compute: smoke (CI check, about a minute for all), quick (real numbers: about "
                         f"40 min for all on 2 CPU cores), paper (the study's and Burda et al.'s full protocols: "
                         f"days; use many cores or --executor ray) [default {DEFAULT_EFFORT}]")
-    p.add_argument("--out", help="sweep directory: store.sqlite, runs/, report/ (default sweeps/EXPERIMENT-PRESET)")
+    # The old name of --effort; a preset elsewhere (`--model`, `preset:` in a file) is a model preset.
+    p.add_argument("--preset", dest="effort_alias", default=None, metavar="EFFORT", help=argparse.SUPPRESS)
+    p.add_argument("--out", help="sweep directory: store.sqlite, runs/, report/ (default sweeps/EXPERIMENT-EFFORT)")
     p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core)")
     p.add_argument("--executor", default="local", help="local (worker processes) or ray")
     p.add_argument("--address", default=None, metavar="HOST:PORT", help="Ray cluster to use (--executor ray)")
@@ -196,9 +191,17 @@ def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
     _add_data_dir(p)
 
 
-def _sweep(args: argparse.Namespace, exps, out: Path) -> int:
-    from .sweep import run_sweep
+def _effort(args: argparse.Namespace) -> str:
+    """--effort, or its deprecated spelling --preset (with a one-line note)."""
+    if args.effort_alias is not None:
+        print("vaelab: note: --preset is now --effort (a preset is a model preset elsewhere); "
+              "--preset still works for now", file=sys.stderr)
+        if args.effort is not None and args.effort != args.effort_alias:
+            raise ConfigError(f"--effort {args.effort} and --preset {args.effort_alias} disagree; give --effort only")
+    return args.effort or args.effort_alias or DEFAULT_EFFORT
 
+
+def _sweep(args: argparse.Namespace, exps, out: Path) -> int:
     try:
         result = run_sweep(exps, out, workers=args.workers, executor=args.executor, address=args.address,
                            retry_failed=args.retry_failed, data_dir=args.data_dir, progress=not args.quiet)
@@ -211,35 +214,31 @@ def _sweep(args: argparse.Namespace, exps, out: Path) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    exps = _experiments([args.experiment], args.preset, args.sets)
-    out = Path(args.out or f"sweeps/{'+'.join(e.name for e in exps)}-{args.preset}")
+    effort = _effort(args)
+    exps = _experiments([args.experiment], effort, args.sets)
+    out = Path(args.out or f"sweeps/{'+'.join(e.name for e in exps)}-{effort}")
     if args.list:
         for exp in exps:
             for run in exp.runs:
                 print(f"{run.id}  {exp.name}  {run.label}")
         return 0
     if args.plan:
-        from .sweep.plan import plan
-
         plan([r for exp in exps for r in exp.runs], args.workers, args.data_dir)
         return 0
     return _sweep(args, exps, out)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .report import build_report
-
     index = build_report(args.sweep, args.out, args.data_dir, progress=not args.quiet)
     print(str(index))
     return 0
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    from .report import build_report
-
-    exps = _experiments([args.experiment], args.preset, args.sets)
+    effort = _effort(args)
+    exps = _experiments([args.experiment], effort, args.sets)
     label = args.experiment if args.experiment in EXPERIMENT_SETS else "+".join(e.name for e in exps)
-    out = Path(args.out or f"sweeps/{label}-{args.preset}")
+    out = Path(args.out or f"sweeps/{label}-{effort}")
     code = _sweep(args, exps, out)
     if code == 130:
         return code

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any, Mapping
 
+import yaml
+
 from .errors import ConfigError
 
 PRESET_DIR = Path(__file__).parent / "configs" / "models"
@@ -126,8 +128,9 @@ class ObjectiveConfig:
 class OptimConfig:
     name: str = "adam"  # OPTIMIZERS registry: adam | adagrad | sgd
     lr: float = 1e-3
-    betas: tuple[float, float] = (0.9, 0.999)
-    eps: float = 1e-8
+    betas: tuple[float, float] = (0.9, 0.999)  # adam only
+    eps: float = 1e-8  # adam and adagrad
+    momentum: float = 0.0  # sgd only: heavy-ball momentum (0 = plain SGD)
     weight_decay: float = 0.0
     # constant, or burda: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al. 2015, sec. 5)
     schedule: str = "constant"
@@ -136,6 +139,8 @@ class OptimConfig:
         _positive("optim", self, "lr", "eps")
         if not all(0.0 <= b < 1.0 for b in self.betas):
             _fail("optim", "betas", f"each must be in [0, 1), got {self.betas!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            _fail("optim", "momentum", f"must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             _fail("optim", "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
         if self.schedule not in ("constant", "burda"):
@@ -175,7 +180,7 @@ class TrainConfig:
 @dataclass(frozen=True)
 class EvalConfig:
     k: int = 5000  # importance samples for log p(x) (Burda et al. 2015 use 5000)
-    batch_size: int = 0  # images per chunk; 0 = pick from k so a chunk holds ~ 2^17 samples
+    batch_size: int = 0  # images per chunk; 0 = pick from k so a chunk holds ~ 2^14 samples (k x images)
     seed: int = 1234  # the evaluation's own RNG, so numbers are repeatable
     active_threshold: float = 0.01  # Cov_x(E_q[z]) > this counts a unit active (Burda et al.)
 
@@ -361,8 +366,6 @@ def unflatten(dotted: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def read_yaml(path: str | Path) -> dict[str, Any]:
-    import yaml
-
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")

@@ -1,19 +1,22 @@
 """Every part a config can name, and the check that a config names only known ones.
 
-Importing this module imports the packages that register the parts (datasets and noises
-in ``data``, architectures in ``nets``, likelihoods and priors in ``distributions``,
-models, objectives, optimisers), so :func:`check_names` sees all of them.  Loaders call
-it as soon as a config is resolved (``vaelab train``, every run of an experiment), so a
-misspelt name stops everything before anything is written, with a did-you-mean.
+Each package lists its own parts (``data.DATASETS``, ``nets.NETS``, ...); this module
+gathers those lists by config key.  Loaders call :func:`check_names` as soon as a config
+is resolved (``vaelab train``, every run of an experiment), so a misspelt name stops
+everything before anything is written, with a did-you-mean.
 """
 
 from __future__ import annotations
 
-from . import data, distributions, models, nets, objectives  # noqa: F401  (register the parts)
 from .config import RunConfig
+from .data import DATASETS, NOISES
+from .distributions import LIKELIHOODS, PRIORS
 from .errors import ConfigError
-from .registry import DATASETS, LIKELIHOODS, MODELS, NETS, NOISES, OBJECTIVES, OPTIMIZERS, PRIORS, Registry
-from .train import optim  # noqa: F401  (register the optimisers)
+from .models import MODELS
+from .nets import NETS
+from .objectives import OBJECTIVES
+from .registry import Registry
+from .train.optim import OPTIMIZERS
 
 # dotted config key -> the registry its value must be in ("auto" is also allowed where noted)
 NAMED_FIELDS: dict[str, tuple[Registry, tuple[str, ...]]] = {

@@ -1,19 +1,19 @@
-"""Name -> class registries, one per kind of part.
+"""Name -> part tables, one per kind of part a user names (in a config or on the command line).
 
-Parts register themselves with a decorator::
+A package lists its own parts explicitly, next to their code::
 
-    @PRIORS.register("normal")
-    class StandardNormal(nn.Module): ...
+    PRIORS = Registry("prior", {"normal": StandardNormalPrior, "vamp": VampPrior})
 
-and are looked up by the name written in a config.  An unknown name is a
-:class:`~vaelab.errors.ConfigError` that lists the known ones, never an ``if name ==``
-chain.
+(``distributions/__init__.py``), and callers look them up by the name written in a
+config.  Nothing is registered by the side effect of an import.  An unknown name is a
+:class:`~vaelab.errors.ConfigError` that lists the known ones with a did-you-mean, never
+an ``if name ==`` chain.  :mod:`vaelab.parts` gathers the registries a config can name.
 """
 
 from __future__ import annotations
 
 import difflib
-from typing import Callable, Generic, Iterator, TypeVar
+from typing import Generic, Iterator, Mapping, TypeVar
 
 from .errors import ConfigError
 
@@ -21,23 +21,14 @@ T = TypeVar("T")
 
 
 class Registry(Generic[T]):
-    def __init__(self, kind: str):
+    def __init__(self, kind: str, items: Mapping[str, T]):
         self.kind = kind
-        self._items: dict[str, T] = {}
-
-    def register(self, name: str) -> Callable[[T], T]:
-        def deco(obj: T) -> T:
-            if name in self._items:
-                raise ValueError(f"{self.kind} {name!r} registered twice")
-            self._items[name] = obj
-            return obj
-
-        return deco
+        self._items: dict[str, T] = dict(items)
 
     def get(self, name: str) -> T:
         try:
             return self._items[name]
-        except KeyError:
+        except (KeyError, TypeError):
             known = ", ".join(sorted(self._items)) or "none"
             close = difflib.get_close_matches(str(name), list(self._items), n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
@@ -51,15 +42,3 @@ class Registry(Generic[T]):
 
     def names(self) -> list[str]:
         return sorted(self._items)
-
-
-DATASETS: Registry = Registry("dataset")
-DATA_FILES: Registry = Registry("dataset")  # name -> files(data_dir, download=...) -> [Path]
-NETS: Registry = Registry("architecture")
-LIKELIHOODS: Registry = Registry("likelihood")
-PRIORS: Registry = Registry("prior")
-MODELS: Registry = Registry("model")
-OBJECTIVES: Registry = Registry("objective")
-NOISES: Registry = Registry("noise")
-OPTIMIZERS: Registry = Registry("optimizer")
-EXECUTORS: Registry = Registry("executor")

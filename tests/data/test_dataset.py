@@ -8,7 +8,7 @@ import torch
 from vaelab.config import DataConfig
 from vaelab.data import Dataset, Split, binarize_dynamic, load_dataset
 from vaelab.errors import ConfigError
-from vaelab.registry import DATASETS
+from vaelab.data import DATASETS
 
 
 def tiny(n=4, d=6):

@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from vaelab.data import corrupt
 from vaelab.data.noise import gaussian, salt_pepper
 from vaelab.errors import ConfigError
-from vaelab.registry import NOISES
+from vaelab.data import NOISES
 
 N = 200_000  # pixels per statistical test
 

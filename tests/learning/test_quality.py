@@ -36,7 +36,7 @@ EVAL = {"k": 200, "limit": 2000}
 
 def train_and_eval(tmp_path, data_dir, preset: str | None, overrides: dict, k: int, limit: int | None) -> dict:
     cfg = load_config(preset=preset, overrides=overrides)
-    Trainer(cfg, tmp_path / "run", data_dir, progress=False).fit()
+    Trainer.open(cfg, tmp_path / "run", progress=False).build(data_dir).fit()
     return evaluate_run(tmp_path / "run", k=k, limit=limit, data_dir=data_dir, progress=False)
 
 

@@ -74,7 +74,7 @@ def test_samples_are_recognised_as_the_asked_digit(data_dir, tmp_path):
         "model": {"kind": "cvae", "hidden": [128], "latent": 5, "activation": "relu"},
         "optim": {"lr": 0.005}, "train": {"epochs": 5, "batch_size": 100, "seed": 0},
     })
-    trainer = Trainer(cfg, tmp_path / "cvae", data_dir, progress=False)
+    trainer = Trainer.open(cfg, tmp_path / "cvae", progress=False).build(data_dir)
     trainer.fit()
     ds = trainer.ds
 

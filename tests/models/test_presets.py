@@ -145,7 +145,7 @@ CHEAPER = {"iwae": {"objective.k": 5}, "vampprior": {"model.pseudo_inputs": 50},
 @pytest.mark.parametrize("name", PRESETS)
 def test_short_training_improves_the_test_elbo(name, data_dir, tmp_path):
     cfg = load_config(preset=name, overrides={**SMOKE, **CHEAPER.get(name, {})})
-    trainer = Trainer(cfg, tmp_path / name, data_dir, progress=False)
+    trainer = Trainer.open(cfg, tmp_path / name, progress=False).build(data_dir)
     test = trainer.ds.test
     y = test.y if trainer.model.cond_dim else None
     before = evaluate_model(trainer.model, test.x, y, k=5, progress=False)

@@ -8,7 +8,7 @@ from vaelab.config import ModelConfig
 from vaelab.errors import ConfigError
 from vaelab.models import VAE, DataInfo
 from vaelab.nets.conv import feature_sizes
-from vaelab.registry import NETS
+from vaelab.nets import NETS
 
 CFG = ModelConfig(arch="conv", latent=4)
 CONV = NETS.get("conv")

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from vaelab.config import ModelConfig
-from vaelab.registry import NETS
+from vaelab.nets import NETS
 
 SHAPE = (1, 28, 28)
 D = 28 * 28

@@ -233,3 +233,15 @@ def test_report_files_are_readable_by_others(report_sweep):
     assert len(files) > 5
     for f in files:
         assert stat.S_IMODE(f.stat().st_mode) & 0o044 == 0o044, f"{f} is {oct(f.stat().st_mode)}"
+
+
+def test_a_report_loads_each_checkpoint_once(report_sweep, tmp_path, data_dir, monkeypatch):
+    """Six figures show the tiny sweep's runs (some runs in several); each run's
+    checkpoint is read once per report, not once per figure."""
+    from vaelab.report import build_report, figures
+
+    loaded = []
+    real = figures.load_run
+    monkeypatch.setattr(figures, "load_run", lambda path, device="cpu": loaded.append(path) or real(path, device))
+    build_report(report_sweep[0], tmp_path / "again", data_dir, progress=False)
+    assert loaded and len(loaded) == len(set(loaded)), loaded

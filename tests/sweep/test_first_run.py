@@ -35,7 +35,7 @@ def test_offline_first_run_then_rerun_with_the_variable(write_experiment, tmp_pa
                                                         monkeypatch):
     exp_file = write_experiment(runs="{sweep: {model.latent: [2, 3]}}")
     out = tmp_path / "sweep"
-    args = ["reproduce", "--experiment", str(exp_file), "--preset", "smoke", "--out", str(out), "--workers", "2",
+    args = ["reproduce", "--experiment", str(exp_file), "--effort", "smoke", "--out", str(out), "--workers", "2",
             "--quiet"]
     assert main(args) == 2
     line = one_line_error(capsys)
@@ -56,7 +56,7 @@ def test_corrupt_data_stops_the_sweep_before_it_starts(write_experiment, tmp_pat
     (bad / "mnist.pkl.gz").write_bytes((data_dir / "mnist.pkl.gz").read_bytes()[:100_000])
     out = tmp_path / "sweep"
     exp_file = write_experiment(runs="{sweep: {model.latent: [2]}}")
-    assert main(["sweep", str(exp_file), "--preset", "smoke", "--out", str(out), "--data-dir", str(bad), "--quiet"]) == 2
+    assert main(["sweep", str(exp_file), "--effort", "smoke", "--out", str(out), "--data-dir", str(bad), "--quiet"]) == 2
     assert "checksum" in one_line_error(capsys)
     assert not out.exists()
 
@@ -99,7 +99,7 @@ def test_experiment_names_cannot_escape_the_sweeps_folder(tmp_path, capsys, monk
     exp_file.write_text(f"name: '{name}'\nruns: {{sweep: {{model.latent: [2]}}}}\n"
                         "efforts: {smoke: {train.epochs: 1}}\n")
     before = set(tmp_path.rglob("*"))
-    assert main(["sweep", str(exp_file), "--preset", "smoke"]) == 2
+    assert main(["sweep", str(exp_file), "--effort", "smoke"]) == 2
     assert "experiment name" in one_line_error(capsys)
     assert set(tmp_path.rglob("*")) == before  # nothing written anywhere under here
     assert not (tmp_path.parent / "somewhere").exists()
@@ -111,7 +111,7 @@ def test_ctrl_c_during_a_sweep_shuts_down_cleanly(write_experiment, tmp_path, da
         runs="{sweep: {model.latent: [2, 3, 4]}}",
         smoke="{data.train_limit: 3000, data.test_limit: 100, train.epochs: 30, eval.k: 5}")
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "vaelab.cli", "sweep", str(exp_file), "--preset", "smoke", "--out", str(out),
+    cmd = [sys.executable, "-m", "vaelab.cli", "sweep", str(exp_file), "--effort", "smoke", "--out", str(out),
            "--workers", "2", "--data-dir", str(data_dir)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))

@@ -44,7 +44,7 @@ def test_wall_time_replays_the_schedule():
 def test_plan_prints_estimates_and_runs_nothing(write_experiment, data_dir, tmp_path, capsys):
     exp = write_experiment(runs="{sweep: {model.latent: [2, 3]}}")
     out = tmp_path / "sweep"
-    code = main(["sweep", str(exp), "--preset", "smoke", "--plan", "--workers", "1", "--out", str(out),
+    code = main(["sweep", str(exp), "--effort", "smoke", "--plan", "--workers", "1", "--out", str(out),
                  "--data-dir", str(data_dir)])
     assert code == 0
     text = capsys.readouterr().out

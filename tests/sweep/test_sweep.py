@@ -28,7 +28,7 @@ def test_core_shares():
 def test_tiny_sweep_end_to_end(write_experiment, tmp_path, data_dir, capsys):
     exp_file = write_experiment(runs=GOOD_AND_BAD)
     out = tmp_path / "sweep"
-    args = ["sweep", str(exp_file), "--preset", "smoke", "--out", str(out), "--workers", "2",
+    args = ["sweep", str(exp_file), "--effort", "smoke", "--out", str(out), "--workers", "2",
             "--data-dir", str(data_dir)]
     assert main(args) == 1  # one run fails: the sweep says so with a non-zero exit
     err = capsys.readouterr().err
@@ -66,17 +66,17 @@ def test_tiny_sweep_end_to_end(write_experiment, tmp_path, data_dir, capsys):
 def test_cli_usage_errors_exit_2(tmp_path, capsys):
     assert main(["sweep", "no-such-experiment", "--out", str(tmp_path / "x")]) == 2
     assert "unknown experiment" in capsys.readouterr().err
-    assert main(["sweep", "frey", "--preset", "huge", "--out", str(tmp_path / "x")]) == 2
+    assert main(["sweep", "frey", "--effort", "huge", "--out", str(tmp_path / "x")]) == 2
     assert "no effort preset 'huge'" in capsys.readouterr().err
-    assert main(["sweep", "frey", "--preset", "smoke", "--executor", "slurm", "--out", str(tmp_path / "x")]) == 2
+    assert main(["sweep", "frey", "--effort", "smoke", "--executor", "slurm", "--out", str(tmp_path / "x")]) == 2
     assert "unknown executor 'slurm'" in capsys.readouterr().err
-    assert main(["sweep", "frey", "--preset", "smoke", "--workers", "0", "--out", str(tmp_path / "x")]) == 2
+    assert main(["sweep", "frey", "--effort", "smoke", "--workers", "0", "--out", str(tmp_path / "x")]) == 2
     assert main(["report", "--sweep", str(tmp_path / "nothing")]) == 2
     assert "no results store" in capsys.readouterr().err
 
 
 def test_list_prints_runs_without_running(tmp_path, capsys):
-    assert main(["sweep", "table1", "--preset", "smoke", "--list", "--out", str(tmp_path / "s")]) == 0
+    assert main(["sweep", "table1", "--effort", "smoke", "--list", "--out", str(tmp_path / "s")]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == len(load_experiment("table1", "smoke").runs)
     assert not (tmp_path / "s").exists()
@@ -102,7 +102,7 @@ def test_kill_9_mid_sweep_then_restart(write_experiment, tmp_path, data_dir):
         smoke=f"{{data.train_limit: 3000, data.test_limit: 100, train.epochs: {epochs}, eval.k: 5}}",
         base="{preset: vae, model.hidden: [128]}")
     out = tmp_path / "sweep"
-    cmd = [sys.executable, "-m", "vaelab.cli", "sweep", str(exp_file), "--preset", "smoke", "--out", str(out),
+    cmd = [sys.executable, "-m", "vaelab.cli", "sweep", str(exp_file), "--effort", "smoke", "--out", str(out),
            "--workers", "2", "--data-dir", str(data_dir)]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     store_file = out / "store.sqlite"
@@ -146,3 +146,14 @@ def test_kill_9_mid_sweep_then_restart(write_experiment, tmp_path, data_dir):
         assert [m["epoch"] for m in metrics] == list(range(1, epochs + 1))  # resumed, not restarted twice
     for r in cut:
         assert store.get(r.id).attempts == 2
+
+
+def test_preset_is_the_old_name_of_effort(tmp_path, capsys):
+    """--effort names how much compute; --preset (a model preset everywhere else) still
+    works for it, with a one-line note."""
+    assert main(["sweep", "table1", "--preset", "smoke", "--list", "--out", str(tmp_path / "s")]) == 0
+    out, err = capsys.readouterr()
+    assert "--preset is now --effort" in err and len(err.strip().splitlines()) == 1
+    assert main(["sweep", "table1", "--effort", "smoke", "--list", "--out", str(tmp_path / "s")]) == 0
+    assert capsys.readouterr().out == out
+    assert main(["sweep", "table1", "--effort", "quick", "--preset", "smoke", "--list"]) == 2

@@ -22,7 +22,7 @@ def config(compile_: bool, **objective) -> RunConfig:
 
 
 def fit(tmp_path, name, cfg):
-    tr = Trainer(cfg, tmp_path / name, progress=False, dataset=tiny_dataset(200))
+    tr = Trainer.open(cfg, tmp_path / name, progress=False).build(dataset=tiny_dataset(200))
     return tr, tr.fit()
 
 
@@ -62,6 +62,6 @@ def test_failed_compile_falls_back_to_eager_bit_for_bit(tmp_path, monkeypatch, c
 
 
 def test_warmup_trains_eagerly(tmp_path, capsys):
-    tr = Trainer(config(True, warmup_epochs=2), tmp_path / "w", progress=False, dataset=tiny_dataset(200))
+    tr = Trainer.open(config(True, warmup_epochs=2), tmp_path / "w", progress=False).build(dataset=tiny_dataset(200))
     assert tr._compiled is None
     assert "KL warm-up" in capsys.readouterr().err

@@ -8,7 +8,7 @@ import torch
 
 from vaelab.config import load_config
 from vaelab.train import train_run
-from vaelab.train.checkpoint import load_latest
+from vaelab.runs.checkpoint import load_latest
 from vaelab.train.events import EVENTS_DIR, image_epochs
 
 OVERRIDES = {"model.latent": 3, "model.hidden": [32], "train.epochs": 3, "data.train_limit": 400,

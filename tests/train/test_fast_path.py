@@ -63,7 +63,7 @@ def reference_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps, foreach=False)
     if cfg.name == "adagrad":
         return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps, foreach=False)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.betas[0], foreach=False)
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, foreach=False)
 
 
 def reference_objective(model, x: torch.Tensor, k: int) -> torch.Tensor:
@@ -89,7 +89,7 @@ def test_trainer_epoch_equals_plain_reference_loop(tmp_path, optim, k, n):
     optimiser) vs a plain per-batch loop over the same draws: same losses, same weights."""
     cfg = tiny_config(optim, k)
     ds = tiny_dataset(n)
-    trainer = Trainer(cfg, tmp_path / "run", progress=False, dataset=ds)
+    trainer = Trainer.open(cfg, tmp_path / "run", progress=False).build(dataset=ds)
     assert trainer.opt.defaults.get("fused"), "the CPU trainer should use the fused optimiser"
     ref_model = copy.deepcopy(trainer.model)
     ref_opt = reference_optimizer(ref_model.parameters(), cfg.optim)

@@ -10,7 +10,7 @@ from vaelab.config import RunConfig
 from vaelab.data import load_dataset
 from vaelab.errors import TrainingDiverged
 from vaelab.train import train_run
-from vaelab.train.checkpoint import list_checkpoints, load_latest
+from vaelab.runs.checkpoint import list_checkpoints, load_latest
 
 
 def cfg(lr, retries=2, epochs=2):

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from safetensors.torch import load_file
 
-from vaelab.train.checkpoint import list_checkpoints
+from vaelab.runs.checkpoint import list_checkpoints
 
 pytestmark = pytest.mark.slow
 

@@ -11,7 +11,7 @@ from vaelab.config import RunConfig
 from vaelab.errors import ConfigError, TrainingDiverged
 from vaelab.sweep.experiment import load_experiment, run_id
 from vaelab.train import train_run
-from vaelab.train.checkpoint import TrainState
+from vaelab.runs import TrainState
 from vaelab.train.select import RECORD, candidate_dir, select
 
 LRS = (0.1, 0.01, 0.02)

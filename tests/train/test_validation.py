@@ -21,7 +21,7 @@ def config(**train) -> RunConfig:
 
 
 def fit(tmp_path, name, **train):
-    tr = Trainer(config(**train), tmp_path / name, progress=False, dataset=tiny_dataset(200))
+    tr = Trainer.open(config(**train), tmp_path / name, progress=False).build(dataset=tiny_dataset(200))
     state = tr.fit()
     return tr, state
 

@@ -5,21 +5,18 @@ about them: the image shape (conv nets), whether pixels are binary (Bernoulli de
 grey (Gaussian decoder), and whether the training images are grey levels that the trainer
 must binarise afresh each epoch (dynamic binarisation, Burda et al. 2015, sec. 5).
 
-Loaders are registered by name in :data:`~vaelab.registry.DATASETS` and called as
-``loader(cfg, data_dir, download=...)``; :func:`load_dataset` only looks the name up.
+The loaders (``mnist.py``, ``frey.py``) are listed by name in :data:`vaelab.data.DATASETS`
+and called as ``loader(cfg, data_dir, download=...)``; :func:`vaelab.data.load_dataset`
+only looks the name up.
 """
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 
 import torch
 
-from ..config import DataConfig
-from ..registry import DATA_FILES, DATASETS
-from .sources import read_verified, sha256_known
 
 
 @dataclass(frozen=True)
@@ -98,26 +95,6 @@ class Dataset:
         binarisation the grey levels' mean is the expected mean of the binary samples."""
         mean = self.train.x.double().mean(0).tolist() if len(self.train.x) else None
         return DataInfo(tuple(self.image_shape), bool(self.binary), int(self.num_classes), mean)
-
-
-def load_dataset(cfg: DataConfig, data_dir: str | os.PathLike | None = None, *,
-                 download: bool = True) -> Dataset:
-    """Load ``cfg.dataset``, searching ``data_dir``, then ``$VAELAB_DATA``, then the cache.
-
-    Raises :class:`~vaelab.errors.DataError` for missing or corrupt files and
-    :class:`~vaelab.errors.ConfigError` for an unknown dataset name.
-    """
-    loader = DATASETS.get(cfg.dataset)
-    return loader(cfg, data_dir, download=download)
-
-
-def check_data(dataset: str, data_dir: str | os.PathLike | None = None, *, download: bool = True) -> None:
-    """Find ``dataset``'s files (downloading them if allowed) and check their size and
-    sha256, without parsing them: a sweep calls this once before any run starts, so a
-    missing or corrupt file is one :class:`~vaelab.errors.DataError`, not one per run."""
-    for path in DATA_FILES.get(dataset)(data_dir, download=download):
-        if sha256_known(path.name):
-            read_verified(path)
 
 
 def binarize_dynamic(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

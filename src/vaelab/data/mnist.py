@@ -34,7 +34,6 @@ import torch
 
 from ..config import DataConfig
 from ..errors import DataError
-from ..registry import DATA_FILES, DATASETS
 from . import sources
 from .dataset import Dataset, Split
 
@@ -58,7 +57,6 @@ _PARSE_ERRORS = (OSError, EOFError, zlib.error, struct.error, ValueError, TypeEr
                  MemoryError, OverflowError)
 
 
-@DATA_FILES.register("mnist")
 def mnist_files(data_dir=None, *, download: bool = True) -> list[Path]:
     """The MNIST files to read: mnist.pkl.gz or the four IDX files (DataError if none)."""
     return sources.find_files(
@@ -66,7 +64,6 @@ def mnist_files(data_dir=None, *, download: bool = True) -> list[Path]:
         hint="Put mnist.pkl.gz or the four IDX .gz files (train-images-idx3-ubyte.gz ...)")
 
 
-@DATASETS.register("mnist")
 def load_mnist(cfg: DataConfig, data_dir=None, *, download: bool = True) -> Dataset:
     paths = mnist_files(data_dir, download=download)
     key = (sources.file_key(paths), VALID_SIZE)

@@ -2,8 +2,8 @@
 Variational Auto-Encoding Framework"): the encoder sees a corrupted x~, the decoder is
 scored on the clean x.
 
-Each noise is a pure function ``f(x, level, generator) -> x~`` registered by name in
-:data:`~vaelab.registry.NOISES`; it never modifies ``x`` and draws all its randomness from
+Each noise is a pure function ``f(x, level, generator) -> x~`` listed by name in
+:data:`NOISES`; it never modifies ``x`` and draws all its randomness from
 ``generator`` (torch's global RNG when None), so a seeded generator repeats it exactly.
 At ``level = 0`` every noise returns x unchanged.
 """
@@ -12,15 +12,13 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import NOISES
+from ..registry import Registry
 
 
-@NOISES.register("none")
 def no_noise(x: torch.Tensor, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
     return x
 
 
-@NOISES.register("salt-pepper")
 def salt_pepper(x: torch.Tensor, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """Each pixel, independently with probability ``level``, becomes 0 or 1 (equal odds).
 
@@ -34,7 +32,6 @@ def salt_pepper(x: torch.Tensor, level: float, generator: torch.Generator | None
     return torch.where(hit, salt.to(x.dtype), x)
 
 
-@NOISES.register("gaussian")
 def gaussian(x: torch.Tensor, level: float, generator: torch.Generator | None = None) -> torch.Tensor:
     """x + level * N(0, 1), not clipped: the encoder sees values outside [0, 1]."""
     if not level >= 0.0:
@@ -43,7 +40,10 @@ def gaussian(x: torch.Tensor, level: float, generator: torch.Generator | None = 
     return x + level * eps
 
 
+NOISES: Registry = Registry("noise", {"none": no_noise, "salt-pepper": salt_pepper, "gaussian": gaussian})
+
+
 def corrupt(x: torch.Tensor, noise: str, level: float,
             generator: torch.Generator | None = None) -> torch.Tensor:
-    """Apply the registered noise ``noise`` (unknown name: ConfigError listing the known)."""
+    """Apply the noise ``noise`` (unknown name: ConfigError listing the known)."""
     return NOISES.get(noise)(x, level, generator)

@@ -11,12 +11,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import LIKELIHOODS
 from .normal import LOG_2PI
 
 
 class Likelihood(nn.Module):
     n_params: int = 1
+    config_keys: tuple[str, ...] = ()  # the model.* keys it is built from
+
+    def describe(self) -> dict:
+        """What the decoder's outputs mean and how log p(x | z) is computed from them."""
+        raise NotImplementedError
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         """params (..., n_params * D), x broadcastable to (..., D) -> (...)."""
@@ -32,7 +36,6 @@ class Likelihood(nn.Module):
         raise NotImplementedError
 
 
-
 MEAN_CLIP = 1e-3
 
 
@@ -40,7 +43,6 @@ def _logit_of_mean(mean: torch.Tensor) -> torch.Tensor:
     return torch.logit(mean.clamp(MEAN_CLIP, 1.0 - MEAN_CLIP))
 
 
-@LIKELIHOODS.register("bernoulli")
 class BernoulliLikelihood(Likelihood):
     """Bernoulli pixels with logits l: log p(x | l) = x l - softplus(l), exact for x in {0,1}."""
 
@@ -48,6 +50,10 @@ class BernoulliLikelihood(Likelihood):
 
     def __init__(self, cfg=None):
         super().__init__()
+
+    def describe(self) -> dict:
+        return {"name": "bernoulli", "params_per_pixel": 1, "params": ["logits l"],
+                "log_prob": "sum over pixels of x * l - softplus(l)", "mean": "sigmoid(l)"}
 
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # softplus(l) = log(1 + e^l) is computed stably by torch for any l.
@@ -60,7 +66,6 @@ class BernoulliLikelihood(Likelihood):
 
     def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
         return _logit_of_mean(mean)
-
 
 
 # Elements per block of the blocked path: 256k floats = 1 MiB, split by torch over the
@@ -110,7 +115,6 @@ def _blocked_rows(l: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> None:
         torch.sum(t, dim=-1, out=out[i:i + rows])
 
 
-@LIKELIHOODS.register("gaussian")
 class GaussianLikelihood(Likelihood):
     """Gaussian pixels with a learned per-pixel std, bounded below smoothly.
 
@@ -122,10 +126,16 @@ class GaussianLikelihood(Likelihood):
     """
 
     n_params = 2
+    config_keys = ("gaussian_min_std",)
 
     def __init__(self, cfg=None):
         super().__init__()
         self.min_std = float(getattr(cfg, "gaussian_min_std", 0.01))
+
+    def describe(self) -> dict:
+        return {"name": "gaussian", "params_per_pixel": 2, "params": ["a", "b"],
+                "log_prob": "sum over pixels of log N(x; mean, std^2)", "mean": "sigmoid(a)",
+                "std": "min_std + softplus(b)", "min_std": self.min_std}
 
     def split(self, params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         a, b = params.chunk(2, dim=-1)

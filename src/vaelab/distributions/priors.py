@@ -11,13 +11,17 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
-from ..registry import PRIORS
 from .normal import DiagonalGaussian, standard_normal_log_prob
 
 Encoder = Callable[[torch.Tensor], DiagonalGaussian]
 
 
 class Prior(nn.Module):
+    config_keys: tuple[str, ...] = ()  # the model.* keys it is built from
+
+    def describe(self) -> dict:
+        raise NotImplementedError
+
     def log_prob(self, z: torch.Tensor, encoder: Encoder) -> torch.Tensor:
         """z (..., Z) -> (...)."""
         raise NotImplementedError
@@ -27,7 +31,6 @@ class Prior(nn.Module):
         raise NotImplementedError
 
 
-@PRIORS.register("normal")
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I)."""
 
@@ -35,6 +38,9 @@ class StandardNormalPrior(Prior):
         super().__init__()
         self.latent = latent
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)  # carries device/dtype
+
+    def describe(self) -> dict:
+        return {"name": "normal", "size": self.latent, "density": "N(0, I)"}
 
     def log_prob(self, z: torch.Tensor, encoder: Encoder | None = None) -> torch.Tensor:
         return standard_normal_log_prob(z)

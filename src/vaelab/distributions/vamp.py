@@ -19,7 +19,6 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from ..registry import PRIORS
 from .normal import LOG_2PI, DiagonalGaussian
 from .priors import Encoder, Prior
 
@@ -49,13 +48,22 @@ def mixture_log_prob(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) 
     return out.reshape(lead).to(dtype)
 
 
-@PRIORS.register("vamp")
 class VampPrior(Prior):
+    config_keys = ("pseudo_inputs",)
+
     def __init__(self, cfg, latent: int, x_dim: int):
         super().__init__()
         self.latent = latent
         k = int(cfg.pseudo_inputs)
         self.pseudo = nn.Parameter(torch.randn(k, x_dim) * INIT_STD + INIT_MEAN)  # (K, D), unconstrained
+
+    def describe(self) -> dict:
+        """The model adds how a component q(z | u_k) is computed (its ``prior_encoder``)."""
+        k, d = self.pseudo.shape
+        return {"name": "vamp", "size": self.latent, "components": k,
+                "density": "log p(z) = logsumexp_k log q(z | u_k) - log K",
+                "pseudo_inputs": {"param": "prior.pseudo", "shape": [k, d],
+                                  "u": "hardtanh(pseudo, 0, 1): each entry clipped to [0, 1]"}}
 
     @property
     def num_components(self) -> int:

@@ -19,7 +19,7 @@ from tqdm.auto import tqdm
 
 # Rows (images x samples) per decoder call.  Large enough that the GEMMs run at full
 # speed, small enough that the (rows, D) activations stay well inside memory.
-DEFAULT_ROWS_PER_CHUNK = 16384
+DEFAULT_ROWS_PER_CHUNK = 16384  # 2^14
 
 
 @dataclass

@@ -11,11 +11,11 @@ from typing import Any
 
 import torch
 
-from ..data import load_dataset
+from ..data import Dataset, load_dataset
+from ..devices import resolve_device
 from ..errors import ConfigError, VaelabError
 from ..io import atomic_write_json
-from ..devices import resolve_device
-from ..train.rundir import EVAL, RunDir
+from ..runs import RunDir, TrainedRun, load_run
 from .likelihood import DEFAULT_ROWS_PER_CHUNK, active_units, evaluate_model, importance_sampled
 
 
@@ -82,9 +82,9 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
     result in the run directory: ``eval.json`` at the run's own protocol (its eval.k, every
     test image), else ``eval-k{K}[-n{N}].json``, so a quick look never replaces it."""
     _check_args(k, limit)
-    run = RunDir(Path(run_dir))
     dev = resolve_device(device)
-    model, cfg, info, sidecar = run.load_model(dev)
+    trained = load_run(run_dir, dev)
+    model, cfg, sidecar = trained.model, trained.cfg, trained.sidecar
     k = cfg.eval.k if k is None else k
     ds = load_dataset(cfg.data, data_dir)
     x, y = ds.test.x, ds.test.y
@@ -118,21 +118,29 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
     if not math.isfinite(out["log_likelihood_sem"]):
         out["log_likelihood_sem"] = None  # one test image has no standard error (and JSON has no NaN)
     if not all(math.isfinite(out[n]) for n in ("elbo", "log_likelihood", "recon", "kl")):
-        raise VaelabError(f"evaluation of {run.path} gave non-finite numbers; the model is broken, not the data")
+        raise VaelabError(f"evaluation of {trained.path} gave non-finite numbers; the model is broken, not the data")
     if write:  # eval.json is the run's own protocol; a look at another k or subset gets its own file
         own = k == cfg.eval.k and not limit
-        atomic_write_json(run.path / (EVAL if own else f"eval-k{k}" + (f"-n{x.shape[0]}" if limit else "")
-                                      + ".json"), out)
+        name = RunDir(trained.path).eval_file if own else \
+            trained.path / (f"eval-k{k}" + (f"-n{x.shape[0]}" if limit else "") + ".json")
+        atomic_write_json(name, out)
     return out
 
 
 def load_images(run_dir: str | Path, which: str, n: int, data_dir=None, device: str = "auto",
                 label: int | None = None, seed: int = 0) -> tuple[torch.Tensor, tuple[int, int, int]]:
-    """Images for figures: ``samples`` from the prior, or ``reconstructions`` of the first
-    n test images stacked above them (originals first).  -> ((M, D), image_shape)."""
-    run = RunDir(Path(run_dir))
-    dev = resolve_device(device)
-    model, cfg, info, _ = run.load_model(dev)
+    """:func:`images` of the run in ``run_dir`` (loaded here)."""
+    return images(load_run(run_dir, resolve_device(device)), which, n, data_dir, label, seed)
+
+
+def images(trained: TrainedRun, which: str, n: int, data_dir=None, label: int | None = None, seed: int = 0,
+           dataset: Dataset | None = None) -> tuple[torch.Tensor, tuple[int, int, int]]:
+    """Images for figures from a loaded run: ``samples`` from the prior, or
+    ``reconstructions`` of the first n test images stacked above them (originals first).
+    ``dataset``: the run's test data when the caller has it loaded already.
+    -> ((M, D), image_shape)."""
+    model, cfg, info = trained.model, trained.cfg, trained.info
+    dev = next(model.parameters()).device
     with torch.random.fork_rng():
         torch.manual_seed(seed)
         if which == "samples":
@@ -147,7 +155,7 @@ def load_images(run_dir: str | Path, which: str, n: int, data_dir=None, device: 
                 raise VaelabError(f"--label needs a conditional model; {cfg.name} is not one")
             imgs = model.sample(n, y)
         else:
-            ds = load_dataset(cfg.data, data_dir)
+            ds = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
             x, y = ds.test.x[:n].to(dev), ds.test.y[:n].to(dev)
             imgs = torch.cat([x, model.reconstruct(x, y if model.cond_dim else None)])
     return imgs.cpu(), info.image_shape

@@ -1,5 +1,5 @@
 """Models: :class:`VAE` composes the parts; a genuinely different model is one small
-registered file (``cvae.py``, ``hierarchical.py``)."""
+file (``cvae.py``, ``hierarchical.py``), listed by name in :data:`MODELS`."""
 
 from __future__ import annotations
 
@@ -7,14 +7,16 @@ import os
 
 import torch
 
-from .. import distributions, nets  # noqa: F401  (register parts)
 from ..config import ModelConfig
 from ..errors import ConfigError
-from ..registry import MODELS
+from ..registry import Registry
 from .base import VAE, DataInfo, LogWeights
-from . import cvae, hierarchical  # noqa: F401,E402  (register "cvae", "hierarchical")
+from .cvae import CVAE
+from .hierarchical import HierarchicalVAE
 
-__all__ = ["VAE", "DataInfo", "LogWeights", "build_model", "check_fits_memory"]
+MODELS: Registry = Registry("model", {"vae": VAE, "cvae": CVAE, "hierarchical": HierarchicalVAE})
+
+__all__ = ["MODELS", "VAE", "DataInfo", "LogWeights", "build_model", "check_fits_memory"]
 
 
 def build_model(cfg: ModelConfig, info: DataInfo) -> VAE:

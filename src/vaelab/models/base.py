@@ -12,16 +12,16 @@ Everything a bound or an estimator needs comes from one method, :meth:`VAE.log_w
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from typing import Any
 
 import torch
 import torch.nn as nn
 
 from ..config import ModelConfig
 from ..data.dataset import DataInfo
-from ..distributions import DiagonalGaussian, Likelihood
-from ..nets import init_weights, set_output_bias
-from ..registry import LIKELIHOODS, MODELS, NETS, PRIORS
+from ..distributions import LIKELIHOODS, PRIORS, DiagonalGaussian, Likelihood
+from ..nets import NETS, init_weights, set_output_bias
 
 
 @dataclass
@@ -48,7 +48,6 @@ def likelihood_name(cfg: ModelConfig, info: DataInfo) -> str:
     return "bernoulli" if info.binary else "gaussian"
 
 
-@MODELS.register("vae")
 class VAE(nn.Module):
     """One stochastic layer: q(z|x) diagonal Gaussian, p(z) from PRIORS, p(x|z) from LIKELIHOODS."""
 
@@ -128,6 +127,52 @@ class VAE(nn.Module):
         """``model(x, k)`` is :meth:`log_weights`, so hooks, ``torch.compile`` and DDP wrap
         a model the ordinary way."""
         return self.log_weights(x, k, y, x_in)
+
+    # --- the run directory's description ----------------------------------------------
+    # ModelConfig keys every model reads; a part adds its own (``config_keys``).
+    CONFIG_KEYS = ("kind", "arch", "latent", "likelihood", "prior", "init", "output_bias")
+
+    def describe(self) -> dict[str, Any]:
+        """The model as built, complete enough to rebuild it and its log weights with plain
+        torch from ``config.json`` and the checkpoint (a run's ``architecture`` record)."""
+        z = self.cfg.latent
+        out: dict[str, Any] = {
+            "model": self.cfg.kind,
+            "x": {"shape": list(self.info.image_shape), "dim": self.info.dim,
+                  "layout": "each image flattened in (C, H, W) order, values in [0, 1]"},
+            "condition": self._describe_condition(),
+            "latents": {"z": {"size": z, "meets_prior": True}},
+            "posterior": {"family": "diagonal_gaussian", "params": ["mean", "logvar"],
+                          "split": "a net's output (N, 2*size): first half mean, second half logvar",
+                          "density": "N(mean, diag(exp(logvar)))", "rsample": "mean + exp(0.5 * logvar) * eps"},
+            "conditionals": {
+                "q(z|x)": {"net": "encoder", "input": "x", "output": "posterior params of z"},
+                "p(x|z)": {"net": "decoder", "input": "z", "output": "likelihood params"},
+            },
+            "nets": {"encoder": self.encoder.describe("encoder"), "decoder": self.decoder.describe("decoder")},
+            "likelihood": {**self.likelihood.describe(),
+                           "decoder_output": "parameter-major: index p * D + d is parameter p of pixel d "
+                                             "(d in x's flattened order)"},
+            "prior": {**self.prior.describe(), "over": "z"},
+            "log_weight": "log w = log p(x|z) + log p(z) - log q(z|x), z ~ q(z|x)",
+            "weights": "the newest checkpoints/epoch-NNNNNN.safetensors whose sha256 matches its .json; "
+                       "tensor 'model.' + the parameter names given here",
+        }
+        if self.cfg.prior == "vamp":
+            out["prior"]["component"] = self._describe_vamp_component()
+        out["unused_config_keys"] = [f"model.{f.name}" for f in fields(self.cfg) if f.name not in self.config_keys()]
+        return out
+
+    def config_keys(self) -> set[str]:
+        """The ModelConfig fields this model as built depends on."""
+        arch = NETS.get(self.cfg.arch)
+        return {*self.CONFIG_KEYS, *arch.config_keys, *self.likelihood.config_keys, *self.prior.config_keys}
+
+    def _describe_condition(self) -> dict[str, Any] | None:
+        return None
+
+    def _describe_vamp_component(self) -> str:
+        return "q(z | u_k) = the posterior (encoder) of the pseudo-input u_k"
 
     # --- for figures and diagnostics -----------------------------------------------
     @torch.no_grad()

@@ -11,17 +11,23 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ConfigError
-from ..registry import MODELS
 from .base import VAE
 
 
-@MODELS.register("cvae")
 class CVAE(VAE):
     @property
     def cond_dim(self) -> int:
         if self.info.num_classes <= 0:
             raise ConfigError("model.kind 'cvae' needs a labelled dataset; this one has no labels")
         return self.info.num_classes
+
+    def _describe_condition(self) -> dict:
+        return {"what": "one-hot label y", "size": self.cond_dim,
+                "fed_to": "every net, by its concat_condition step",
+                "bound": "log p(x | y): the prior p(z) does not see y"}
+
+    def _describe_vamp_component(self) -> str:
+        return "q(z | u_k, c = 0): the posterior (encoder) of the pseudo-input u_k with an all-zero condition"
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor:
         """Labels (B,) -> one-hot (B, num_classes) in the model's dtype."""

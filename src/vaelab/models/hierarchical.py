@@ -18,13 +18,13 @@ from __future__ import annotations
 
 import torch
 
+from typing import Any
+
 from ..distributions import DiagonalGaussian
 from ..nets import MLP
-from ..registry import MODELS
 from .base import VAE, LogWeights
 
 
-@MODELS.register("hierarchical")
 class HierarchicalVAE(VAE):
     def build_nets(self, arch) -> None:
         cfg, info, cond = self.cfg, self.info, self.cond_dim
@@ -34,6 +34,30 @@ class HierarchicalVAE(VAE):
         self.encoder2 = MLP(z1, inner, 2 * z2, cfg.activation, cond)  # q(z2 | z1)
         self.decoder2 = MLP(z2, tuple(reversed(inner)), 2 * z1, cfg.activation, cond)  # p(z1 | z2)
         # the prior p(z2) over cfg.latent is built by VAE.__init__
+
+    CONFIG_KEYS = VAE.CONFIG_KEYS + ("inner_latent", "inner_hidden", "activation")  # activation: the z1<->z2 MLPs
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        z1, z2 = self.cfg.inner_latent, self.cfg.latent
+        out["latents"] = {"z1": {"size": z1, "next_to_x": True, "config_key": "model.inner_latent"},
+                          "z2": {"size": z2, "meets_prior": True, "config_key": "model.latent"}}
+        out["conditionals"] = {
+            "q(z1|x)": {"net": "encoder", "input": "x", "output": "posterior params of z1"},
+            "q(z2|z1)": {"net": "encoder2", "input": "z1", "output": "posterior params of z2"},
+            "p(z1|z2)": {"net": "decoder2", "input": "z2", "output": "diagonal Gaussian params of z1 "
+                                                                   "([mean, logvar], as the posterior)"},
+            "p(x|z1)": {"net": "decoder", "input": "z1", "output": "likelihood params"},
+        }
+        out["nets"]["encoder2"] = self.encoder2.describe("encoder2")
+        out["nets"]["decoder2"] = self.decoder2.describe("decoder2")
+        out["prior"]["over"] = "z2"
+        out["log_weight"] = ("log w = log p(x|z1) + log p(z1|z2) + log p(z2) - log q(z1|x) - log q(z2|z1), "
+                             "z1 ~ q(z1|x), then one z2 ~ q(z2|z1) per z1 sample")
+        return out
+
+    def _describe_vamp_component(self) -> str:
+        return "q(z2 | z1 = mean of q(z1 | u_k)): the top posterior along the mean path of the pseudo-input u_k"
 
     # --- the extra conditionals -------------------------------------------------------
     def posterior2(self, z1: torch.Tensor, c: torch.Tensor | None = None) -> DiagonalGaussian:

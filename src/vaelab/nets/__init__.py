@@ -1,6 +1,6 @@
 """Network bodies.  They map inputs to distribution *parameters*; they know no losses.
 
-An architecture is registered in ``NETS`` under a name (``mlp``, ``conv``) and builds
+An architecture is listed in :data:`NETS` under the name a config gives it (``mlp``, ``conv``) and builds
 an encoder and a decoder:
 
 * ``encoder(cfg, image_shape, out_dim, cond_dim)``: x (B, D) [, c (B, C)] -> (B, out_dim)
@@ -13,8 +13,11 @@ order, where the model puts the data's mean image at the start (:mod:`.init`).
 ``cond_dim > 0`` means a conditioning vector (the CVAE's one-hot label) is fed in too.
 """
 
-from . import conv, mlp  # noqa: F401  (register "conv", "mlp")
+from ..registry import Registry
+from .conv import ConvArchitecture
 from .init import init_weights, set_output_bias
-from .mlp import MLP, activation
+from .mlp import MLP, MLPArchitecture, activation
 
-__all__ = ["MLP", "activation", "init_weights", "set_output_bias"]
+NETS: Registry = Registry("architecture", {"mlp": MLPArchitecture, "conv": ConvArchitecture})
+
+__all__ = ["MLP", "NETS", "activation", "init_weights", "set_output_bias"]

@@ -21,11 +21,13 @@ running statistics, which the evaluation does.
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn as nn
 
 from ..errors import ConfigError
-from ..registry import NETS
+from .describe import describe_layer, describe_sequential
 
 CHANNELS = (32, 64)
 KERNEL, STRIDE, PAD = 4, 2, 1
@@ -64,6 +66,7 @@ class ConvEncoder(nn.Module):
             nn.Conv2d(c1, c2, KERNEL, STRIDE, PAD), nn.BatchNorm2d(c2), nn.LeakyReLU(0.2),
         )
         h2, w2 = sizes[-1]
+        self.features_shape = (c2, h2, w2)
         self.head = nn.Linear(c2 * h2 * w2 + cond_dim, out_dim)
         self.cond_dim = cond_dim
 
@@ -75,6 +78,16 @@ class ConvEncoder(nn.Module):
             # one-hot appended to the flattened conv features (Sohn et al. 2015)
             h = torch.cat([h, cond.expand(*lead, cond.shape[-1])], dim=-1)
         return self.head(h)
+
+    def describe(self, name: str) -> dict:
+        """The forward pass as data (:mod:`.describe`); ``name``: this net's state_dict prefix."""
+        cond = [{"op": "concat_condition", "size": self.cond_dim}] if self.cond_dim else []
+        c, h, w = self.image_shape
+        return {"type": "conv_encoder", "in": c * h * w, "condition": self.cond_dim, "out": self.head.out_features,
+                "steps": [{"op": "reshape", "shape": [-1, *self.image_shape]}]
+                + describe_sequential(self.features, f"{name}.features")
+                + [{"op": "reshape", "shape": [-1, math.prod(self.features_shape)]}]
+                + cond + [describe_layer(self.head, f"{name}.head")]}
 
 
 class ConvDecoder(nn.Module):
@@ -116,9 +129,21 @@ class ConvDecoder(nn.Module):
         # (N, P, C, H, W) -> (N, P*C*H*W): parameter-major, each block in x's (C, H, W) order
         return out.reshape(*lead, self.n_params * c * hh * ww) + self.pixel_bias
 
+    def describe(self, name: str) -> dict:
+        """The forward pass as data (:mod:`.describe`); ``name``: this net's state_dict prefix."""
+        cond = [{"op": "concat_condition", "size": self.cond_dim}] if self.cond_dim else []
+        c, hh, ww = self.image_shape
+        return {"type": "conv_decoder", "in": self.fc[0].in_features - self.cond_dim, "condition": self.cond_dim,
+                "out": self.n_params * c * hh * ww,
+                "steps": cond + describe_sequential(self.fc, f"{name}.fc")
+                + [{"op": "reshape", "shape": [-1, *self.start]}]
+                + describe_sequential(self.deconv, f"{name}.deconv")
+                + [{"op": "reshape", "shape": [-1, self.n_params * c * hh * ww]},
+                   {"op": "add", "param": f"{name}.pixel_bias"}]}
 
-@NETS.register("conv")
+
 class ConvArchitecture:
+    config_keys: tuple[str, ...] = ()  # model.hidden and model.activation are MLP settings
     @staticmethod
     def encoder(cfg, image_shape, out_dim: int, cond_dim: int = 0) -> nn.Module:
         return ConvEncoder(image_shape, out_dim, cond_dim)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
-from ..registry import NETS
+from .describe import describe_sequential
+
 
 _ACTIVATIONS = {
     "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU,
@@ -32,7 +33,7 @@ class MLP(nn.Module):
             width = h
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
-        self.cond_dim = cond_dim
+        self.in_dim, self.out_dim, self.cond_dim = in_dim, out_dim, cond_dim
 
     @property
     def output_bias(self) -> torch.Tensor:
@@ -45,9 +46,15 @@ class MLP(nn.Module):
             x = torch.cat([x, cond.expand(*x.shape[:-1], cond.shape[-1])], dim=-1)
         return self.net(x)
 
+    def describe(self, name: str) -> dict:
+        """The forward pass as data (:mod:`.describe`); ``name``: this net's state_dict prefix."""
+        cond = [{"op": "concat_condition", "size": self.cond_dim}] if self.cond_dim else []
+        return {"type": "mlp", "in": self.in_dim, "condition": self.cond_dim, "out": self.out_dim,
+                "steps": cond + describe_sequential(self.net, f"{name}.net")}
 
-@NETS.register("mlp")
+
 class MLPArchitecture:
+    config_keys = ("hidden", "activation")  # the model.* keys these nets are built from
     @staticmethod
     def encoder(cfg, image_shape, out_dim: int, cond_dim: int = 0) -> nn.Module:
         c, h, w = image_shape

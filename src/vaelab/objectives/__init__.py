@@ -8,11 +8,14 @@ curves of different objectives are comparable.
 from __future__ import annotations
 
 from ..config import ObjectiveConfig
-from ..registry import OBJECTIVES
+from ..registry import Registry
 from .base import Objective
-from . import elbo, iwae  # noqa: F401  (register)
+from .elbo import ELBO
+from .iwae import IWAE
 
-__all__ = ["Objective", "build_objective"]
+OBJECTIVES: Registry = Registry("objective", {"elbo": ELBO, "iwae": IWAE})
+
+__all__ = ["OBJECTIVES", "Objective", "build_objective"]
 
 
 def build_objective(cfg: ObjectiveConfig) -> Objective:

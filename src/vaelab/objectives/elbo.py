@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import torch
 
-from ..registry import OBJECTIVES
 from .base import Objective
 
 
-@OBJECTIVES.register("elbo")
 class ELBO(Objective):
     def beta_at(self, progress: float) -> float:
         if self.cfg.warmup_epochs <= 0:

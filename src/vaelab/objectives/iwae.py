@@ -12,7 +12,6 @@ import math
 
 import torch
 
-from ..registry import OBJECTIVES
 from .base import Objective
 
 
@@ -21,7 +20,6 @@ def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
 
 
-@OBJECTIVES.register("iwae")
 class IWAE(Objective):
     def __call__(self, model, x, y=None, progress: float = 1.0) -> dict[str, torch.Tensor]:
         lw = model.log_weights(x, self.cfg.k, y, x_in=self.encoder_input(x))

@@ -20,8 +20,12 @@ from pathlib import Path
 
 from .. import __version__
 from ..io import atomic_write_text
+from ..runs import report_path, run_label, store_path
 from ..store import Store
+from .figures import Context, FigureSkipped, draw
+from .html import FigureEntry, Section, render
 from .spec import matches, validate_report_spec
+from .tables import build_table, protocol_text, to_csv, to_markdown
 
 __all__ = ["build_report", "validate_report_spec"]
 
@@ -47,20 +51,15 @@ def _runs_csv(store: Store) -> str:
 def build_report(sweep_dir: str | Path, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
                  progress: bool = True) -> Path:
     """Write the report of a sweep directory; returns the path of index.html."""
-    from .figures import Context, FigureSkipped, draw
-    from .html import FigureEntry, Section, render
-    from .tables import build_table, protocol_text, to_csv, to_markdown
-
     sweep_dir = Path(sweep_dir)
-    from ..sweep.runner import store_path
-
     store = Store(store_path(sweep_dir), create=False)
-    out = Path(out_dir) if out_dir is not None else sweep_dir / "report"
+    out = Path(out_dir) if out_dir is not None else report_path(sweep_dir)
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     written: set[Path] = set()
     sections = []
     t0 = time.time()
+    loaded_runs: dict = {}  # run id -> its model, loaded once for every figure of every experiment
 
     def say(msg: str) -> None:
         if progress:
@@ -80,7 +79,7 @@ def build_report(sweep_dir: str | Path, out_dir: str | Path | None = None, data_
                 name=exp["name"], title=report.get("title") or exp["name"],
                 description=" ".join(str(spec.get("description", "")).split()), effort=exp["effort"],
                 protocol=protocol_text(runs, exp["effort"]), counts=counts,
-                failures=[(r.id, f"{r.config.get('name')} z={r.config['model']['latent']}", r.error or "")
+                failures=[(r.id, run_label(r.config), r.error or "")
                           for r in runs if r.status == "failed"])
             for tspec in report.get("tables") or []:
                 table = build_table(tspec, runs, labels, exp["effort"])
@@ -88,7 +87,7 @@ def build_report(sweep_dir: str | Path, out_dir: str | Path | None = None, data_
                 atomic_write_text(out / md, to_markdown(table))
                 atomic_write_text(out / cs, to_csv(table))
                 section.tables.append((table, md, cs))
-            ctx = Context(sweep_dir, fig_dir, data_dir, labels)
+            ctx = Context(sweep_dir, fig_dir, data_dir, labels, runs=loaded_runs)
             for fspec in report.get("figures") or []:
                 chosen = [r for r in runs if matches(r.config, fspec.get("select"))]
                 entry = FigureEntry(fspec["name"], " ".join(str(fspec.get("caption", "")).split()),

@@ -1,7 +1,10 @@
 """Figures as PNG, drawn from finished runs: their metrics.jsonl (learning curves) and
 their checkpoints (images).  One function per ``kind`` of the experiment file's
-``report.figures``, registered by name in :data:`FIGURES`; each returns the PNG paths it
+``report.figures``, listed by name in :data:`FIGURES`; each returns the PNG paths it
 wrote, or raises :class:`FigureSkipped` saying why it could not be drawn.
+
+A run's checkpoint is loaded once per report (:meth:`Context.trained`), however many
+figures show it; likewise a dataset's test images (:meth:`Context.dataset`).
 
 Every random draw (prior samples) is seeded, so a report rebuilt from the same store
 draws the same pictures.
@@ -15,17 +18,24 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Mapping, Sequence
 
+import matplotlib
 import numpy as np
 import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
 
+from ..config import DataConfig
+from ..data import Dataset, load_dataset
 from ..errors import VaelabError
+from ..evaluate.run import images
 from ..io import atomic_write_bytes
 from ..registry import Registry
+from ..runs import TrainedRun, load_run, read_metrics, run_path
 from ..store import RunRow
 from .grid import grid_shape, make_grid
 from .spec import lookup, matches
 
-FIGURES: Registry = Registry("figure kind")
 SEED = 0
 DPI = 100
 
@@ -41,17 +51,36 @@ class Context:
     data_dir: str | Path | None = None
     labels: dict[str, str] = field(default_factory=dict)
     device: str = "cpu"
+    # Loaded once per report, shared by every figure (and every experiment) that uses them.
+    runs: dict[str, TrainedRun] = field(default_factory=dict)
+    datasets: dict[DataConfig, Dataset] = field(default_factory=dict)
 
     def run_path(self, run: RunRow) -> Path:
-        return self.sweep_dir / "runs" / run.id
+        return run_path(self.sweep_dir, run.id)
+
+    def trained(self, run: RunRow) -> TrainedRun:
+        """The run's model from its checkpoint, loaded on the first call only."""
+        if run.id not in self.runs:
+            self.runs[run.id] = load_run(self.run_path(run), self.device)
+        return self.runs[run.id]
+
+    def dataset(self, cfg: DataConfig) -> Dataset:
+        if cfg not in self.datasets:
+            self.datasets[cfg] = load_dataset(cfg, self.data_dir)
+        return self.datasets[cfg]
+
+    def images(self, run: RunRow, which: str, n: int, label: int | None = None, seed: int = SEED):
+        """:func:`vaelab.evaluate.run.images` of a run, from the cached model and data."""
+        trained = self.trained(run)
+        ds = self.dataset(trained.cfg.data) if which == "reconstructions" else None
+        return images(trained, which, n, self.data_dir, label, seed, dataset=ds)
 
 
 # --- helpers -----------------------------------------------------------------------------
 
 
-def _figure(width: float, height: float):
-    from matplotlib.figure import Figure  # no pyplot: no global state, no GUI backend
-
+def _figure(width: float, height: float) -> Figure:
+    """A bare Figure (no pyplot: no global state, no GUI backend)."""
     return Figure(figsize=(width, height), dpi=DPI)
 
 
@@ -132,12 +161,6 @@ def json_key(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
-def _load(ctx: Context, run: RunRow):
-    from ..train import RunDir
-
-    return RunDir(ctx.run_path(run)).load_model(ctx.device)  # model, cfg, info, sidecar
-
-
 def rows_figure(rows: Sequence[tuple[str, torch.Tensor]], image_shape: tuple[int, int, int], path: Path,
                 scale: float = 1.0) -> Path:
     """One labelled strip of images per row: [(label, (n, D) images in [0, 1])]."""
@@ -160,12 +183,9 @@ def rows_figure(rows: Sequence[tuple[str, torch.Tensor]], image_shape: tuple[int
 # --- figure kinds --------------------------------------------------------------------------
 
 
-@FIGURES.register("curves")
 def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """ELBO per epoch, validation solid and training dashed; a panel per ``panels`` value
     (default the latent size), a line per ``lines`` value (default the run's name)."""
-    from ..train import RunDir
-
     chosen = select_done(spec, runs)
     panel_key, line_key = spec.get("panels", "model.latent"), spec.get("lines", "name")
     panels: dict[Any, list[RunRow]] = {}
@@ -176,9 +196,6 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     ncol = min(len(keys), 5)
     nrow = math.ceil(len(keys) / ncol)
     fig = _figure(max(6.0, 3.4 * ncol + 0.4), 2.9 * nrow + 0.6)
-    import matplotlib
-    from matplotlib.ticker import MaxNLocator
-
     colors = matplotlib.colormaps["tab10"].colors
     wanted = (spec.get("select") or {}).get(line_key)
     order = [json_key(v) for v in wanted] if isinstance(wanted, list) else []
@@ -192,8 +209,6 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
             return ctx.labels.get(v, v)
         return _value_text(key, v, values).replace("=", " = ")
 
-    from matplotlib.lines import Line2D
-
     for i, pk in enumerate(keys):
         ax = fig.add_subplot(nrow, ncol, i + 1)
         late: list[float] = []  # values after the first tenth of training, to set the y range
@@ -201,7 +216,7 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
         for r in sorted(panels[pk], key=lambda r: line_values.index(json_key(lookup(r.config, line_key)))):
             lv = json_key(lookup(r.config, line_key))
             color = colors[line_values.index(lv) % len(colors)]
-            m = RunDir(ctx.run_path(r)).read_metrics()
+            m = read_metrics(ctx.run_path(r))
             if not m:
                 continue
             ep = [row["epoch"] for row in m]
@@ -236,40 +251,33 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     return [save_figure(fig, path)]
 
 
-@FIGURES.register("reconstructions")
 def reconstructions(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """The first n test images on top, then one row of reconstructions per run
     (the mean of p(x | z = E_q[z|x]))."""
-    from ..evaluate.run import load_images
-
     chosen = order_rows(spec, select_done(spec, runs))
     n = int(spec.get("n", 10))
     labels = run_labels(chosen, ctx.labels, spec.get("labels"))
     rows: list[tuple[str, torch.Tensor]] = []
     shape = None
     for r in chosen:
-        imgs, shape = load_images(ctx.run_path(r), "reconstructions", n, ctx.data_dir, ctx.device, None, SEED)
+        imgs, shape = ctx.images(r, "reconstructions", n)
         if not rows:
             rows.append(("test images", imgs[:n]))
         rows.append((labels[r.id], imgs[n:]))
     return [rows_figure(rows, shape, path)]
 
 
-@FIGURES.register("samples")
 def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """One row of n decoded prior samples per run; conditional models are asked for the
     class ``condition`` (else the classes in turn)."""
-    from ..evaluate.run import load_images
-
     chosen = order_rows(spec, select_done(spec, runs))
     n = int(spec.get("n", 10))
     labels = run_labels(chosen, ctx.labels, spec.get("labels"))
     rows = []
     shape = None
     for r in chosen:
-        model, _, _, _ = _load(ctx, r)
-        cond = spec.get("condition") if model.cond_dim else None
-        imgs, shape = load_images(ctx.run_path(r), "samples", n, ctx.data_dir, ctx.device, cond, SEED)
+        cond = spec.get("condition") if ctx.trained(r).model.cond_dim else None
+        imgs, shape = ctx.images(r, "samples", n, cond)
         rows.append((labels[r.id] + (f" (y={cond})" if cond is not None else ""), imgs))
     if len(rows) == 1 and n > 10:  # one model, many samples: a block, not a strip
         per = grid_shape(n)[1]  # no ragged last strip when n allows (30 -> 5 strips of 6)
@@ -280,35 +288,31 @@ def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path:
     return [rows_figure(rows, shape, path)]
 
 
-@FIGURES.register("class_samples")
 def class_samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """A conditional model asked for each class in turn: one row of n samples per class."""
-    from ..evaluate.run import load_images
-
     run = select_done(spec, runs)[0]
-    model, _, info, _ = _load(ctx, run)
-    if not model.cond_dim:
+    trained = ctx.trained(run)
+    info = trained.info
+    if not trained.model.cond_dim:
         raise FigureSkipped(f"run {run.id} ({run.config.get('name')}) is not a conditional model")
     n = int(spec.get("n", 10))
     rows = []
     shape = info.image_shape
     for c in range(info.num_classes):
-        imgs, shape = load_images(ctx.run_path(run), "samples", n, ctx.data_dir, ctx.device, c, SEED + c)
+        imgs, shape = ctx.images(run, "samples", n, c, SEED + c)
         rows.append((f"y = {c}", imgs))
     return [rows_figure(rows, shape, path)]
 
 
-@FIGURES.register("latent_map")
 def latent_map(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """Posterior means E_q[z|x] of up to n test images, coloured by their label (3-D or
     2-D latents; the study's fig. 7)."""
-    from ..data import load_dataset
-
     run = select_done(spec, runs)[0]
-    model, cfg, info, _ = _load(ctx, run)
+    trained = ctx.trained(run)
+    model, cfg = trained.model, trained.cfg
     if cfg.model.latent not in (2, 3):
         raise FigureSkipped(f"a latent map needs a 2-D or 3-D latent; run {run.id} has {cfg.model.latent}")
-    ds = load_dataset(cfg.data, ctx.data_dir)
+    ds = ctx.dataset(cfg.data)
     n = int(spec.get("n", 2000))
     x, y = ds.test.x[:n].to(ctx.device), ds.test.y[:n]
     z = model.latent_means(x, y.to(ctx.device) if model.cond_dim else None).cpu().numpy()  # (n, Z)
@@ -316,8 +320,6 @@ def latent_map(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, pa
     fig = _figure(7.0, 6.0)
     kw: dict[str, Any] = {"projection": "3d"} if z.shape[1] == 3 else {}
     ax = fig.add_subplot(1, 1, 1, **kw)
-    import matplotlib
-
     cmap = matplotlib.colormaps["tab10"]
     has_labels = (labels >= 0).any()
     for c in (sorted(set(labels.tolist())) if has_labels else [None]):
@@ -338,7 +340,6 @@ def latent_map(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, pa
     return [save_figure(fig, path)]
 
 
-@FIGURES.register("manifold")
 def manifold(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """Decoder means over a size x size grid of a 2-D latent, placed by the inverse
     Gaussian CDF of a regular grid on [0.05, 0.95]^2 (Kingma & Welling 2014, fig. 4).
@@ -350,7 +351,8 @@ def manifold(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path
     out = []
     labels = run_labels(chosen, ctx.labels)
     for i, r in enumerate(chosen):
-        model, cfg, info, _ = _load(ctx, r)
+        trained = ctx.trained(r)
+        model, cfg, info = trained.model, trained.cfg, trained.info
         if model.cond_dim or cfg.model.prior != "normal":
             continue  # the grid's inverse-CDF placement assumes an unconditional N(0, I) prior
         q = torch.linspace(0.05, 0.95, size)
@@ -382,6 +384,12 @@ def _latent_ticks(ax, u: Sequence[float], step: tuple[int, int], every: int = 0)
     ax.set_yticks([1 + i * sy + (sy - 1) / 2 for i in idx], [f"{u[size - 1 - i]:.2f}" for i in idx], fontsize=7)
     ax.set_xlabel("z1 (latent coordinate)", fontsize=8)
     ax.set_ylabel("z2 (latent coordinate)", fontsize=8)
+
+
+FIGURES: Registry = Registry("figure kind", {
+    "curves": curves, "reconstructions": reconstructions, "samples": samples, "class_samples": class_samples,
+    "latent_map": latent_map, "manifold": manifold,
+})
 
 
 def draw(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context) -> list[Path]:

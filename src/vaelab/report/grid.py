@@ -6,6 +6,7 @@ import io
 import math
 from pathlib import Path
 
+import matplotlib.image
 import numpy as np
 import torch
 
@@ -58,15 +59,10 @@ def save_grid(images: torch.Tensor, image_shape: tuple[int, int, int], path: str
     """Write a grid image atomically, in the format of the name's extension; each pixel
     drawn as a scale x scale block."""
     fmt = image_format(path)
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     grid = make_grid(images, image_shape, nrow)
     grid = np.kron(grid, np.ones((scale, scale), dtype=np.float32))
     buf = io.BytesIO()
-    plt.imsave(buf, grid, cmap="gray", vmin=0.0, vmax=1.0, format=fmt)
+    matplotlib.image.imsave(buf, grid, cmap="gray", vmin=0.0, vmax=1.0, format=fmt)
     path = Path(path)
     atomic_write_bytes(path, buf.getvalue())
     return path

@@ -5,6 +5,7 @@ images are relative links into ``figures/``."""
 from __future__ import annotations
 
 import html
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,7 +112,5 @@ def render(title: str, sections: list[Section], meta: str) -> str:
 
 def image_paths(index: Path) -> list[Path]:
     """The files the page's <img> tags point at (tests check each loads)."""
-    import re
-
     text = index.read_text(encoding="utf-8")
     return [index.parent / html.unescape(m) for m in re.findall(r"<img src=\"([^\"]+)\"", text)]

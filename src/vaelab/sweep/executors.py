@@ -1,5 +1,5 @@
-"""Executors: how a sweep's queued runs get computed.  Registered by name in
-:data:`~vaelab.registry.EXECUTORS`; each has ``run(store, runs, owner, sweep_dir,
+"""Executors: how a sweep's queued runs get computed.  Listed by name (``--executor``) in
+:data:`EXECUTORS`; each has ``run(store, runs, owner, sweep_dir,
 data_dir, progress)``.
 
 * ``local``: N worker processes (spawned, not forked: torch and SQLite both dislike
@@ -26,13 +26,24 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
 from ..errors import ConfigError
-from ..registry import EXECUTORS
+from ..registry import Registry
+from ..runs import run_path
 from ..store import Store, process_id
 from .experiment import Run
-from .runner import compute, record, run_dir
+from .work import compute, record
 
 POLL_S = 0.5
+
+
+def default_workers() -> int:
+    """One worker per usable core."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # not Linux
+        return max(1, os.cpu_count() or 1)
 
 
 def core_shares(workers: int, cores: Sequence[int] | None = None) -> list[list[int]]:
@@ -91,8 +102,6 @@ def _worker_main(store_file: str, ids: list[str], owner: str, sweep_dir: str, da
             os.sched_setaffinity(0, cores)
         except OSError:
             pass
-    import torch
-
     threads = threads or max(1, len(cores))
     torch.set_num_threads(threads)
     os.environ[MAX_THREADS_ENV] = str(threads)  # a run's own train.threads cannot exceed it
@@ -102,20 +111,17 @@ def _worker_main(store_file: str, ids: list[str], owner: str, sweep_dir: str, da
         row = store.claim(ids, owner, me)
         if row is None:
             break
-        result = compute(row.config, run_dir(sweep_dir, row.id), data_dir)
+        result = compute(row.config, run_path(sweep_dir, row.id), data_dir)
         record(store, row.id, result)
     store.close()
 
 
-@EXECUTORS.register("local")
 class LocalExecutor:
     def __init__(self, workers: int | None = None, address: str | None = None):
         self.workers = workers
 
     def run(self, store: Store, runs: Sequence[Run], *, owner: str, sweep_dir: Path, data_dir=None,
             progress=None) -> None:
-        from .runner import default_workers
-
         n = max(1, min(self.workers or default_workers(), len(runs)))
         shares = core_shares(n)
         threads = threads_per_worker(n, len(set().union(*shares)))
@@ -189,15 +195,13 @@ class LocalExecutor:
 
 def _import_ray():
     try:
-        import ray
+        import ray  # an optional extra: imported only when the ray executor is asked for
     except ImportError:
         raise ConfigError("the ray executor needs Ray, an optional extra: pip install 'vaelab[ray]'") from None
     return ray
 
 
 def _ray_task(config: dict, path: str, data_dir: str | None, threads: int) -> dict:
-    import torch
-
     torch.set_num_threads(threads)
     os.environ[MAX_THREADS_ENV] = str(threads)
     result = compute(config, path, data_dir)
@@ -205,7 +209,6 @@ def _ray_task(config: dict, path: str, data_dir: str | None, threads: int) -> di
     return result
 
 
-@EXECUTORS.register("ray")
 class RayExecutor:
     """``--workers`` caps the tasks in flight (default: the cluster's CPUs); each task
     asks Ray for one CPU and uses one torch thread."""
@@ -252,7 +255,7 @@ class RayExecutor:
                     run = pending.pop(0)
                     if not store.claim_id(run.id, owner, "ray"):
                         continue  # taken by another sweep meanwhile
-                    ref = task.remote(run.config.to_dict(), str(run_dir(sweep_dir, run.id)), data, 1)
+                    ref = task.remote(run.config.to_dict(), str(run_path(sweep_dir, run.id)), data, 1)
                     inflight[ref] = run.id
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
                 for ref in ready:
@@ -271,3 +274,6 @@ class RayExecutor:
             for ref in inflight:
                 ray.cancel(ref, force=True)
             raise
+
+
+EXECUTORS: Registry = Registry("executor", {"local": LocalExecutor, "ray": RayExecutor})

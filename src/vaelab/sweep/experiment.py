@@ -42,6 +42,8 @@ from typing import Any, Mapping, Sequence
 from ..config import EXPERIMENT_DIR, RunConfig, read_yaml, resolve_dict, unflatten
 from ..errors import ConfigError
 from ..parts import check_names
+from ..report.spec import validate_report_spec
+from ..runs import run_label
 from ..store import canonical_json
 
 TOP_KEYS = ("name", "description", "base", "runs", "efforts", "report")
@@ -148,7 +150,7 @@ class Run:
 
     @property
     def label(self) -> str:
-        return f"{self.config.name} z={self.config.model.latent}"
+        return run_label(self.config)
 
 
 @dataclass(frozen=True)
@@ -272,8 +274,5 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
     if not runs:
         raise ConfigError(f"{path}: the grid is empty")
 
-    report = data.get("report") or {}
-    from ..report.spec import validate_report_spec  # the report checks its own section
-
-    validate_report_spec(report, path)
+    validate_report_spec(data.get("report") or {}, path)  # the report's own section, checked by the report
     return Experiment(name, str(data.get("description") or "").strip(), path, effort, runs, dict(data))

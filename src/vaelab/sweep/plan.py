@@ -19,6 +19,7 @@ temporary directory, and no run starts.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import multiprocessing as mp
@@ -29,6 +30,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
+import torch
+
+from ..config import RunConfig
+from ..data import load_dataset
+from ..evaluate.likelihood import DEFAULT_ROWS_PER_CHUNK, evaluate_model
+from ..train import Trainer
+from .executors import core_shares, default_workers, threads_per_worker
 from .experiment import Run
 
 # Fixed costs per run besides loading the data twice (training, then evaluation; measured
@@ -71,15 +79,6 @@ def shape_key(cfg) -> str:
 
 def _measure(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> dict[str, float]:
     """Time one shape (in a fresh process: its own threads, nothing cached from another)."""
-    import dataclasses
-
-    import torch
-
-    from ..config import RunConfig
-    from ..data import load_dataset
-    from ..evaluate.likelihood import DEFAULT_ROWS_PER_CHUNK, evaluate_model
-    from ..train import Trainer
-
     torch.set_num_threads(threads)
     t_start = time.perf_counter()
     cfg = RunConfig.from_dict(cfg_dict)
@@ -97,7 +96,7 @@ def _measure(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> di
     eval_imgs = min(n_test, eval_bs)
     small = dataclasses.replace(ds, train=ds.train.head(timed * bs), valid=ds.valid.head(valid_chunk))
     with tempfile.TemporaryDirectory(prefix="vaelab-plan-") as tmp:
-        tr = Trainer(cfg.replace(**{"train.threads": 0}), Path(tmp) / "run", progress=False, dataset=small)
+        tr = Trainer.open(cfg.replace(**{"train.threads": 0}), Path(tmp) / "run", progress=False).build(dataset=small)
         torch.set_num_threads(threads)
         t0 = time.perf_counter()
         tr._train_epoch(0)  # warm-up: allocator, BLAS and kernel choice (and compiling, train.compile)
@@ -182,9 +181,6 @@ def _hms(seconds: float) -> str:
 
 def plan(runs: Sequence[Run], workers: int | None = None, data_dir=None, out=print) -> float:
     """Measure, print one line per run and the total; returns the estimated wall seconds."""
-    from .executors import core_shares, threads_per_worker
-    from .runner import default_workers
-
     n = max(1, min(workers or default_workers(), len(runs)))
     shares = core_shares(n)
     threads = threads_per_worker(n, len(set().union(*shares)))

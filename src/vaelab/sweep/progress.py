@@ -10,13 +10,13 @@ the seconds each took), so the display works the same for local and Ray workers.
 
 from __future__ import annotations
 
-import json
 import math
 import sys
 import time
 from pathlib import Path
 from typing import Sequence, TextIO
 
+from ..runs import epochs_done, run_label, run_path
 from ..store import Store, ident_pid
 
 STATUS_EVERY_S = 60.0
@@ -29,16 +29,6 @@ def fmt_seconds(s: float | None) -> str:
     h, rem = divmod(s, 3600)
     m, sec = divmod(rem, 60)
     return f"{h}:{m:02d}:{sec:02d}" if h else f"{m}:{sec:02d}"
-
-
-def epochs_done(path: Path) -> tuple[int, float | None]:
-    """(finished epochs, mean seconds per epoch) from a run's metrics.jsonl."""
-    try:
-        lines = [json.loads(x) for x in (path / "metrics.jsonl").read_text().splitlines() if x.strip()]
-    except (OSError, ValueError):
-        return 0, None
-    secs = [float(m["seconds"]) for m in lines if isinstance(m, dict) and "seconds" in m]
-    return len(lines), (sum(secs) / len(secs) if secs else None)
 
 
 class Progress:
@@ -124,7 +114,7 @@ class Progress:
     def _run_eta(self, r, whole: bool = False) -> float | None:
         """Seconds of training left in a running run (or its whole length)."""
         total = (r.config.get("train") or {}).get("epochs")
-        done, per_epoch = epochs_done(self.sweep_dir / "runs" / r.id)
+        done, per_epoch = epochs_done(run_path(self.sweep_dir, r.id))
         if not isinstance(total, int) or per_epoch is None:
             return None
         return per_epoch * (total if whole else max(0, total - done))
@@ -137,7 +127,7 @@ class Progress:
 
     def _worker_line(self, r) -> str:
         total = (r.config.get("train") or {}).get("epochs", "?")
-        done, per_epoch = epochs_done(self.sweep_dir / "runs" / r.id)
+        done, per_epoch = epochs_done(run_path(self.sweep_dir, r.id))
         who = f"pid {ident_pid(r.worker)}" if ident_pid(r.worker) else (r.worker or "?")
         if isinstance(total, int) and done >= total:
             what = "evaluating"
@@ -145,20 +135,15 @@ class Progress:
             eta = per_epoch * (total - done) if per_epoch is not None and isinstance(total, int) else None
             current = min(done + 1, total) if isinstance(total, int) else done + 1
             what = f"epoch {current}/{total} ETA {fmt_seconds(eta)}"
-        return f"  [{who}] {_label(r)} ({r.id}) {what}"
+        return f"  [{who}] {run_label(r.config)} ({r.id}) {what}"
 
     def _finished_line(self, r, rows) -> str:
         self.finished += 1
         n = f"[{self.finished}/{len(rows)}]"
         if r.status == "failed":
-            return f"{n} FAILED {_label(r)} ({r.id}): {r.error}"
+            return f"{n} FAILED {run_label(r.config)} ({r.id}): {r.error}"
         m = r.metrics or {}
         secs = r.wall_seconds
-        return (f"{n} done {_label(r)} ({r.id}): test ELBO {m.get('elbo', float('nan')):.2f}, "
+        return (f"{n} done {run_label(r.config)} ({r.id}): test ELBO {m.get('elbo', float('nan')):.2f}, "
                 f"log p(x) {m.get('log_likelihood', float('nan')):.2f} (k={m.get('k')}) "
                 f"in {fmt_seconds(secs)}")
-
-
-def _label(r) -> str:
-    cfg = r.config
-    return f"{cfg.get('name')} {cfg.get('data', {}).get('dataset')} z={cfg.get('model', {}).get('latent')}"

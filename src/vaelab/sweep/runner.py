@@ -1,6 +1,6 @@
 """A sweep: experiments -> rows in the store -> runs executed -> one summary.
 
-A run's life::
+A run's life (:mod:`.work`)::
 
     queued --claim--> running (owner = this sweep, worker = the training process)
            --train_run(resume=True) in SWEEP/runs/<id>/ --> evaluate_run --> done | failed
@@ -19,79 +19,18 @@ missing or corrupt dataset is one user error of the whole sweep, not one per run
 
 from __future__ import annotations
 
-import os
-import sys
 import time
-import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Sequence
 
-from ..config import RunConfig
-from ..errors import ConfigError, VaelabError
-from ..io import atomic_write_text
-from ..registry import EXECUTORS
+from ..data import check_data as check_dataset
+from ..errors import ConfigError
+from ..runs import run_label, store_path
 from ..store import Store, process_alive, process_id
+from .executors import EXECUTORS
 from .experiment import Experiment, Run
-
-STORE_FILE = "store.sqlite"
-RUNS_DIR = "runs"
-
-
-def store_path(sweep_dir: str | Path) -> Path:
-    return Path(sweep_dir) / STORE_FILE
-
-
-def run_dir(sweep_dir: str | Path, run_id: str) -> Path:
-    return Path(sweep_dir) / RUNS_DIR / run_id
-
-
-# --- one run ------------------------------------------------------------------------
-
-
-def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
-    """Train (resuming from any checkpoint) and evaluate one run.  Never raises for a
-    failure of the run itself: returns ``{"ok": False, "error": one line}`` instead, so
-    one diverging model does not stop a sweep.  Programming errors keep their traceback
-    in ``RUN/error.txt``."""
-    from ..evaluate.run import evaluate_run
-    from ..train import train_run
-    from ..train.select import read_choice
-
-    path = Path(path)
-    try:
-        cfg = RunConfig.from_dict(config)
-        state = train_run(cfg, path, data_dir, resume=True, progress=False)
-        t0 = time.perf_counter()
-        metrics = evaluate_run(path, None, data_dir, cfg.train.device, progress=False, write=True)
-        choice = read_choice(path)
-        if choice is not None:  # what the selection stage chose, for the report
-            metrics = {**metrics, "selected": f"{choice['key']}={choice['chosen']:g}"}
-        return {"ok": True, "metrics": metrics, "epochs": state.epoch, "train_seconds": state.train_seconds,
-                "eval_seconds": time.perf_counter() - t0}
-    except VaelabError as err:
-        return {"ok": False, "error": f"{type(err).__name__}: {err}"}
-    except Exception as err:  # a bug: keep it loud, but in this run's row, not the whole sweep's
-        tb = traceback.format_exc()
-        try:
-            atomic_write_text(path / "error.txt", tb)
-        except OSError:
-            pass
-        print(tb, file=sys.stderr, flush=True)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        return {"ok": False, "error": f"internal error {type(err).__name__}: {first} "
-                                      f"(traceback in {path / 'error.txt'})"}
-
-
-def record(store: Store, run_id: str, result: Mapping[str, Any]) -> str:
-    """Write a :func:`compute` result to the store; returns the final status."""
-    if result.get("ok"):
-        row = store.finish(run_id, result["metrics"], epochs=result.get("epochs"),
-                           train_seconds=result.get("train_seconds"), eval_seconds=result.get("eval_seconds"))
-        return row.status
-    store.fail(run_id, str(result.get("error") or "failed"))
-    return "failed"
-
+from .progress import Progress
 
 # --- the sweep ------------------------------------------------------------------------
 
@@ -120,10 +59,6 @@ class SweepResult:
             if self.failed:
                 line += " (retry with --retry-failed)"
         return line
-
-
-def _label(cfg: Mapping[str, Any]) -> str:
-    return f"{cfg.get('name')} {cfg.get('data', {}).get('dataset')} z={cfg.get('model', {}).get('latent')}"
 
 
 def prepare(experiments: Sequence[Experiment], sweep_dir: str | Path) -> tuple[Store, list[Run]]:
@@ -176,8 +111,6 @@ def check_data(experiments: Sequence[Experiment], sweep_dir: str | Path,
                data_dir: str | Path | None = None) -> None:
     """Check the datasets of every run not yet done, once, before anything is stored:
     DataError (one line naming VAELAB_DATA and --data-dir) when one is missing or corrupt."""
-    from ..data import check_data as check_dataset
-
     runs = {r.id: r for exp in experiments for r in exp.runs}
     done: set[str] = set()
     if store_path(sweep_dir).exists():
@@ -187,24 +120,14 @@ def check_data(experiments: Sequence[Experiment], sweep_dir: str | Path,
         check_dataset(dataset, data_dir)
 
 
-def default_workers() -> int:
-    try:
-        return max(1, len(os.sched_getaffinity(0)))
-    except AttributeError:  # not Linux
-        return max(1, os.cpu_count() or 1)
-
-
 def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, workers: int | None = None,
               executor: str = "local", address: str | None = None, retry_failed: bool = False,
               data_dir: str | Path | None = None, progress: bool = True) -> SweepResult:
     """Run every queued run of ``experiments`` in ``sweep_dir`` and return the tally.
 
-    ``executor`` is a name in :data:`~vaelab.registry.EXECUTORS` (``local``, ``ray``).
+    ``executor`` is a name in :data:`~vaelab.sweep.executors.EXECUTORS` (``local``, ``ray``).
     Safe to call again on the same directory at any time: finished runs are skipped and
     cut-off runs resume from their checkpoints."""
-    from . import executors  # noqa: F401  (register the executors)
-    from .progress import Progress
-
     if workers is not None and workers < 1:
         raise ConfigError(f"--workers must be >= 1, got {workers}")
     t0 = time.time()
@@ -249,7 +172,7 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
             raise
     mon.close()
     rows = store.runs(ids)
-    failures = [(r.id, _label(r.config), r.error or "") for r in rows if r.status == "failed"]
+    failures = [(r.id, run_label(r.config), r.error or "") for r in rows if r.status == "failed"]
     done = sum(r.status == "done" for r in rows)
     result = SweepResult(sweep_dir, len(rows), done, len(failures), len(rows) - done - len(failures),
                          time.time() - t0, failures)

@@ -1,7 +1,7 @@
-"""Training: the loop, optimisers, checkpoints and the run directory."""
+"""Training: the loop (open, build, fit), optimisers and schedules, TensorBoard events.
 
-from .checkpoint import TrainState, load_latest, save_checkpoint
-from .loop import Trainer, resolve_device, train_run
-from .rundir import RunDir
+Run directories and checkpoints are :mod:`vaelab.runs`'s; devices are :mod:`vaelab.devices`'s."""
 
-__all__ = ["TrainState", "Trainer", "RunDir", "load_latest", "resolve_device", "save_checkpoint", "train_run"]
+from .loop import Trainer, train_run
+
+__all__ = ["Trainer", "train_run"]

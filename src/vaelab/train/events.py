@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
-EVENTS_DIR = "events"
+from ..runs.layout import EVENTS as EVENTS_DIR
 IMAGE_EPOCHS = 4  # sample images at about this many epochs besides the first and the last
 N_IMAGES = 16
 KL_IMAGES = 1000

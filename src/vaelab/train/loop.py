@@ -24,31 +24,26 @@ import shutil
 import sys
 import time
 from pathlib import Path
-from typing import Any, Callable
 
 import torch
 from tqdm.auto import tqdm
 
 from ..config import RunConfig
 from ..data import Dataset, binarize_dynamic, load_dataset
-from ..devices import resolve_device  # noqa: F401  (also imported from here by older code)
+from ..data.sources import cache_dir
+from ..devices import resolve_device
 from ..errors import CheckpointError, TrainingDiverged
 from ..models import build_model, check_fits_memory
 from ..objectives import build_objective
-from .checkpoint import TrainState, list_checkpoints, load_latest, save_checkpoint
+from ..runs import RunDir, TrainState, list_checkpoints, load_latest, save_checkpoint
 from .events import EventWriter
 from .optim import build_optimizer, lr_at
-from .rundir import RunDir
 from .select import select
-
-EpochCallback = Callable[[int, dict[str, Any]], None]
 
 
 def inductor_cache_dir() -> Path:
     """Where torch.compile keeps its kernels: the user cache, so a sweep's later runs (and
     later sweeps) load them instead of compiling again."""
-    from ..data.sources import cache_dir
-
     return cache_dir() / "inductor"
 
 
@@ -81,23 +76,38 @@ class NonFinite(Exception):
 
 
 class Trainer:
-    """Owns the model, optimiser, objective and data of one run directory."""
+    """Owns the model, optimiser, objective and data of one run directory, in three steps::
 
-    def __init__(self, cfg: RunConfig, run_dir: str | Path, data_dir: str | Path | None = None,
-                 resume: bool = False, progress: bool = True, callback: EpochCallback | None = None,
-                 dataset: Dataset | None = None):
-        self.run = RunDir(Path(run_dir))
-        if resume and self.run.exists():
-            # The saved config is the run's identity; only the epoch budget may change
-            # (to train a finished run for longer).
-            saved, _ = self.run.read_config()
-            cfg = saved.replace(**{"train.epochs": cfg.train.epochs})
-        elif not resume and (self.run.exists() or list_checkpoints(self.run.ckpt_dir)):
-            raise CheckpointError(f"{self.run.path} already holds a run; pass --resume to continue it, "
-                                  f"or choose another --out")
+        Trainer.open(cfg, run_dir, resume)   which config trains where (the saved one on resume)
+            .build(data_dir)                  data, model, optimiser; config.json; checkpoint or restore
+            .fit()                            the epochs
+
+    :func:`train_run` does all three (and removes a directory that a failed build left)."""
+
+    def __init__(self, cfg: RunConfig, run: RunDir, resume: bool = False, progress: bool = True):
         self.cfg = cfg
+        self.run = run
+        self.resume = resume
         self.progress = progress
-        self.callback = callback
+
+    @classmethod
+    def open(cls, cfg: RunConfig, run_dir: str | Path, resume: bool = False, progress: bool = True) -> "Trainer":
+        """Step 1: the run directory and the config it trains with.  Resuming a run that
+        exists continues its saved config (its identity; only ``train.epochs`` is taken from
+        ``cfg``); a directory that holds a run is refused unless resuming.  Reads only."""
+        run = RunDir(Path(run_dir))
+        if resume and run.exists():
+            cfg = run.resume_config(cfg.train.epochs)
+        elif not resume and (run.exists() or list_checkpoints(run.ckpt_dir)):
+            raise CheckpointError(f"{run.path} already holds a run; pass --resume to continue it, "
+                                  f"or choose another --out")
+        return cls(cfg, run, resume, progress)
+
+    def build(self, data_dir: str | Path | None = None, dataset: Dataset | None = None) -> "Trainer":
+        """Step 2: threads, device, data, model, objective and optimiser; writes config.json
+        (with the built model's architecture), then restores the newest checkpoint when
+        resuming, or writes the epoch-0 checkpoint (the NaN guard's first rollback target)."""
+        cfg = self.cfg
         threads = capped_threads(cfg.train.threads)
         if threads:
             torch.set_num_threads(threads)
@@ -113,18 +123,19 @@ class Trainer:
         self._compiled = self._compile() if cfg.train.compile else None
         self._to_device()
         self.run.path.mkdir(parents=True, exist_ok=True)
-        self.run.write_config(cfg, self.info)
-        loaded = load_latest(self.run.ckpt_dir) if resume else None
+        self.run.write_config(cfg, self.info, self.model.describe())
+        loaded = load_latest(self.run.ckpt_dir) if self.resume else None
         if loaded is not None:
             self._restore(loaded)
         else:
             save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state)  # epoch 0: rollback target
         self.resumed_from = self.state.epoch if loaded is not None else None
-        if progress and loaded is not None:
+        if self.progress and loaded is not None:
             print(f"vaelab: resuming {self.run.path} from epoch {self.state.epoch} of {cfg.train.epochs}",
                   file=sys.stderr, flush=True)
         self.events = EventWriter.open(self.run.path, self.state.epoch, cfg.train.epochs, self.info.image_shape,
                                        self.info.num_classes)
+        return self
 
     def _to_device(self) -> None:
         d = self.device
@@ -154,7 +165,7 @@ class Trainer:
             return None
         try:
             os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))
-            import torch._inductor.config as inductor_config
+            import torch._inductor.config as inductor_config  # Inductor loads in seconds: only when compiling
 
             inductor_config.fallback_random = True
             return torch.compile(_step_terms)
@@ -269,8 +280,6 @@ class Trainer:
                 shown = "-" if valid is None else f"{valid:.2f}"
                 print(f"epoch {epoch + 1}/{cfg.train.epochs}  train elbo {stats['train_elbo']:.2f}  "
                       f"valid elbo {shown}  {seconds:.1f}s", file=sys.stderr, flush=True)
-            if self.callback:
-                self.callback(epoch + 1, row)
         self.events.close()
         return self.state
 
@@ -292,8 +301,7 @@ class Trainer:
 
 
 def train_run(cfg: RunConfig, run_dir: str | Path, data_dir: str | Path | None = None, resume: bool = False,
-              progress: bool = True, callback: EpochCallback | None = None,
-              dataset: Dataset | None = None) -> TrainState:
+              progress: bool = True, dataset: Dataset | None = None) -> TrainState:
     """Train (or resume) one run; returns its final state.  A run that fails before its
     first checkpoint leaves no directory behind.  A config with a ``select`` stage first
     runs (or resumes) its short candidate runs (:mod:`vaelab.train.select`)."""
@@ -306,7 +314,7 @@ def train_run(cfg: RunConfig, run_dir: str | Path, data_dir: str | Path | None =
         dataset = data
     fresh = not run_path.exists()
     try:
-        trainer = Trainer(cfg, run_path, data_dir, resume, progress, callback, dataset)
+        trainer = Trainer.open(cfg, run_path, resume, progress).build(data_dir, dataset)
     except BaseException:
         if fresh and run_path.exists():
             shutil.rmtree(run_path, ignore_errors=True)

@@ -1,11 +1,11 @@
-"""Optimisers by name, and learning-rate schedules."""
+"""Optimisers by name (:data:`OPTIMIZERS`, what ``optim.name`` picks), and learning-rate schedules."""
 
 from __future__ import annotations
 
 import torch
 
 from ..config import OptimConfig
-from ..registry import OPTIMIZERS
+from ..registry import Registry
 
 # Devices with torch's fused optimiser kernels that vaelab trains on.  Adagrad has no
 # fused CUDA kernel (torch raises "`fused=True` requires ... supported devices: cpu, ...";
@@ -31,25 +31,27 @@ def _kernel(params: list, devices: tuple[str, ...] = _FUSED_DEVICES) -> dict[str
     return {"foreach": True}
 
 
-@OPTIMIZERS.register("adam")
 def _adam(params, cfg: OptimConfig) -> torch.optim.Optimizer:
     params = list(params)
     return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, eps=cfg.eps,
                             weight_decay=cfg.weight_decay, **_kernel(params))
 
 
-@OPTIMIZERS.register("adagrad")
 def _adagrad(params, cfg: OptimConfig) -> torch.optim.Optimizer:
     params = list(params)
     return torch.optim.Adagrad(params, lr=cfg.lr, eps=cfg.eps, weight_decay=cfg.weight_decay,
                                **_kernel(params, _FUSED_DEVICES_ADAGRAD))
 
 
-@OPTIMIZERS.register("sgd")
 def _sgd(params, cfg: OptimConfig) -> torch.optim.Optimizer:
+    """Plain SGD, with heavy-ball momentum ``optim.momentum`` (0 by default; ``optim.betas``
+    are Adam's and are not used here)."""
     params = list(params)
-    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.betas[0], weight_decay=cfg.weight_decay,
+    return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
                            **_kernel(params))
+
+
+OPTIMIZERS: Registry = Registry("optimizer", {"adam": _adam, "adagrad": _adagrad, "sgd": _sgd})
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:

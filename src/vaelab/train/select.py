@@ -22,7 +22,7 @@ from typing import Any, Callable
 from ..config import RunConfig
 from ..errors import CheckpointError, TrainingDiverged
 from ..io import atomic_write_json
-from .checkpoint import TrainState
+from ..runs import TrainState
 
 RECORD = "select.json"
 SELECT_DIR = "select"

@@ -10,7 +10,7 @@ import torch
 from vaelab.config import ModelConfig, OptimConfig
 from vaelab.errors import CheckpointError
 from vaelab.models import DataInfo, build_model
-from vaelab.train.checkpoint import KEEP, TrainState, list_checkpoints, load_latest, save_checkpoint
+from vaelab.runs.checkpoint import KEEP, TrainState, list_checkpoints, load_latest, save_checkpoint
 from vaelab.train.optim import build_optimizer
 
 

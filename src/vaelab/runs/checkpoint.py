@@ -1,4 +1,4 @@
-"""Checkpoints: weights and optimiser tensors in safetensors, everything else in a JSON
+"""Checkpoints of a run directory (:mod:`.layout`): weights and optimiser tensors in safetensors, everything else in a JSON
 sidecar.  Never pickle: nothing in a run directory can execute code when loaded.
 
 Layout (``RUN/checkpoints``)::

@@ -1,0 +1,21 @@
+"""Run directories: one owner for what training writes and everything else reads.
+
+Below train, evaluate, sweep and report, so none of them imports another for a path, a
+checkpoint or a metrics file::
+
+    layout.py       the run and sweep directory layout (every path built here), config.json,
+                    the run label
+    checkpoint.py   weights in safetensors + a JSON commit record; newest good one wins
+    metrics.py      metrics.jsonl, its one reader and writer
+    trained.py      load_run / load_trained: a run directory -> its trained model
+"""
+
+from .checkpoint import KEEP, Loaded, TrainState, list_checkpoints, load_latest, save_checkpoint
+from .layout import (CONFIG, EVAL, METRICS, RunDir, default_run_path, report_path, run_label, run_path,
+                     store_path)
+from .metrics import epochs_done, read_metrics, write_metrics
+from .trained import TrainedRun, load_run, load_trained
+
+__all__ = ["CONFIG", "EVAL", "KEEP", "METRICS", "Loaded", "RunDir", "TrainState", "TrainedRun", "default_run_path",
+           "epochs_done", "list_checkpoints", "load_latest", "load_run", "load_trained", "read_metrics",
+           "report_path", "run_label", "run_path", "save_checkpoint", "store_path", "write_metrics"]

@@ -1,0 +1,63 @@
+"""One run's life in a sweep: train (resuming), evaluate, and the result written to the store.
+
+:func:`compute` runs in whatever process an executor gives it (a local worker, a Ray
+task) and never raises for a failure of the run itself; :func:`record` writes its result
+to the store, in one transaction.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any, Mapping
+
+from ..config import RunConfig
+from ..errors import VaelabError
+from ..evaluate.run import evaluate_run
+from ..io import atomic_write_text
+from ..runs import RunDir
+from ..store import Store
+from ..train import train_run
+from ..train.select import read_choice
+
+
+def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """Train (resuming from any checkpoint) and evaluate one run.  Never raises for a
+    failure of the run itself: returns ``{"ok": False, "error": one line}`` instead, so
+    one diverging model does not stop a sweep.  Programming errors keep their traceback
+    in ``RUN/error.txt``."""
+    path = Path(path)
+    try:
+        cfg = RunConfig.from_dict(config)
+        state = train_run(cfg, path, data_dir, resume=True, progress=False)
+        t0 = time.perf_counter()
+        metrics = evaluate_run(path, None, data_dir, cfg.train.device, progress=False, write=True)
+        choice = read_choice(path)
+        if choice is not None:  # what the selection stage chose, for the report
+            metrics = {**metrics, "selected": f"{choice['key']}={choice['chosen']:g}"}
+        return {"ok": True, "metrics": metrics, "epochs": state.epoch, "train_seconds": state.train_seconds,
+                "eval_seconds": time.perf_counter() - t0}
+    except VaelabError as err:
+        return {"ok": False, "error": f"{type(err).__name__}: {err}"}
+    except Exception as err:  # a bug: keep it loud, but in this run's row, not the whole sweep's
+        tb = traceback.format_exc()
+        try:
+            atomic_write_text(RunDir(path).error_file, tb)
+        except OSError:
+            pass
+        print(tb, file=sys.stderr, flush=True)
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return {"ok": False, "error": f"internal error {type(err).__name__}: {first} "
+                                      f"(traceback in {RunDir(path).error_file})"}
+
+
+def record(store: Store, run_id: str, result: Mapping[str, Any]) -> str:
+    """Write a :func:`compute` result to the store; returns the final status."""
+    if result.get("ok"):
+        row = store.finish(run_id, result["metrics"], epochs=result.get("epochs"),
+                           train_seconds=result.get("train_seconds"), eval_seconds=result.get("eval_seconds"))
+        return row.status
+    store.fail(run_id, str(result.get("error") or "failed"))
+    return "failed"
