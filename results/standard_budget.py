@@ -27,10 +27,7 @@ import torch
 from vaelab.data import load_dataset
 from vaelab.evaluate.likelihood import importance_sampled
 
-try:  # the run-directory layer moved (issue 11); accept both homes
-    from vaelab.runs import RunDir
-except ImportError:  # pragma: no cover
-    from vaelab.train import RunDir
+from vaelab.runs import load_run
 
 PUBLISHED = {("vae", "vae"): -86.76, ("iwae", "vae"): -84.78, ("vae", "hierarchical"): -85.33,
              ("iwae", "hierarchical"): -82.90}  # Burda et al. (2015), Table 1, k = 5000, -NLL
@@ -48,8 +45,7 @@ def per_image(run: Path, sidecar: Path, x: torch.Tensor, k: int, seed: int) -> t
         (one / "checkpoints").mkdir()
         for f in (sidecar, sidecar.with_suffix(".safetensors")):
             (one / "checkpoints" / f.name).symlink_to(f.resolve())
-        model, *_ = RunDir(one).load_model(torch.device("cpu"))
-    model.eval()
+        model = load_run(one, "cpu", int(sidecar.stem.split("-")[1])).model
     out = []
     with torch.random.fork_rng(), torch.no_grad():
         torch.manual_seed(seed)

@@ -108,7 +108,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     out = evaluate_run(args.run_dir, args.k, args.data_dir, args.device, progress=not args.json,
-                       limit=args.limit, announce=True)
+                       limit=args.limit, announce=True, epoch=args.epoch)
     if args.json:
         print(json.dumps(out))
     else:
@@ -270,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--k", type=int, default=None,
                    help="importance samples per image (default: the run's eval.k, 5000); --k 100 for a quick look")
     p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--epoch", type=int, default=None,
+                   help="evaluate the checkpoint of this epoch (kept with train.keep_epochs) instead of the newest")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate only the first N test images (default: all); --limit 1000 for a quick look")
     p.add_argument("--device", default="auto")

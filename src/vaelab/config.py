@@ -164,9 +164,14 @@ class TrainConfig:
     # Same maths, float rounding differs from eager; compiling costs ~0.5-2 min per run, cached
     # in the user cache for a sweep's later runs; falls back to eager if compiling fails.
     compile: bool = False
+    # Checkpoints of these epochs are kept (besides the newest two), to evaluate later:
+    # `vaelab eval RUN --epoch N`, e.g. a test log-likelihood against budget.
+    keep_epochs: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         _positive("train", self, "epochs", "batch_size", "valid_every", "valid_limit")
+        if any(e < 1 for e in self.keep_epochs):
+            _fail("train", "keep_epochs", f"epochs are counted from 1, got {list(self.keep_epochs)!r}")
         if not 0 <= self.seed < 2 ** 63:
             _fail("train", "seed", f"must be in [0, 2^63), got {self.seed!r}")
         if self.nan_retries < 0:

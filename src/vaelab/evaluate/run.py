@@ -76,14 +76,16 @@ def _announce(seconds: float, n: int, k: int, device: torch.device) -> None:
 
 def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path | None = None,
                  device: str = "auto", progress: bool = True, write: bool = True,
-                 limit: int | None = None, announce: bool = False) -> dict[str, Any]:
-    """Evaluate a run directory.  ``announce`` prints a time estimate on stderr first
-    (the CLI does; an hours-long default must not start silently).  ``write`` records the
-    result in the run directory: ``eval.json`` at the run's own protocol (its eval.k, every
-    test image), else ``eval-k{K}[-n{N}].json``, so a quick look never replaces it."""
+                 limit: int | None = None, announce: bool = False, epoch: int | None = None) -> dict[str, Any]:
+    """Evaluate a run directory (its newest checkpoint, or that of ``epoch``, kept with
+    ``train.keep_epochs``).  ``announce`` prints a time estimate on stderr first (the CLI
+    does; an hours-long default must not start silently).  ``write`` records the result in
+    the run directory: ``eval.json`` at the run's own protocol (its final checkpoint, its
+    eval.k, every test image), else ``eval[-eE]-kK[-nN].json``, so a look at anything else
+    never replaces it."""
     _check_args(k, limit)
     dev = resolve_device(device)
-    trained = load_run(run_dir, dev)
+    trained = load_run(run_dir, dev, epoch)
     model, cfg, sidecar = trained.model, trained.cfg, trained.sidecar
     k = cfg.eval.k if k is None else k
     ds = load_dataset(cfg.data, data_dir)
@@ -120,9 +122,10 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
     if not all(math.isfinite(out[n]) for n in ("elbo", "log_likelihood", "recon", "kl")):
         raise VaelabError(f"evaluation of {trained.path} gave non-finite numbers; the model is broken, not the data")
     if write:  # eval.json is the run's own protocol; a look at another k or subset gets its own file
-        own = k == cfg.eval.k and not limit
-        name = RunDir(trained.path).eval_file if own else \
-            trained.path / (f"eval-k{k}" + (f"-n{x.shape[0]}" if limit else "") + ".json")
+        own = k == cfg.eval.k and not limit and epoch is None
+        name = RunDir(trained.path).eval_file if own else trained.path / (
+            "eval" + (f"-e{epoch}" if epoch is not None else "") + f"-k{k}"
+            + (f"-n{x.shape[0]}" if limit else "") + ".json")
         atomic_write_json(name, out)
     return out
 

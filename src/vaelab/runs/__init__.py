@@ -10,12 +10,13 @@ checkpoint or a metrics file::
     trained.py      load_run / load_trained: a run directory -> its trained model
 """
 
-from .checkpoint import KEEP, Loaded, TrainState, list_checkpoints, load_latest, save_checkpoint
+from .checkpoint import (KEEP, Loaded, TrainState, checkpoint_epoch, find_checkpoint, list_checkpoints, load_latest,
+                         save_checkpoint)
 from .layout import (CONFIG, EVAL, METRICS, RunDir, default_run_path, report_path, run_label, run_path,
                      store_path)
 from .metrics import epochs_done, read_metrics, write_metrics
 from .trained import TrainedRun, load_run, load_trained
 
 __all__ = ["CONFIG", "EVAL", "KEEP", "METRICS", "Loaded", "RunDir", "TrainState", "TrainedRun", "default_run_path",
-           "epochs_done", "list_checkpoints", "load_latest", "load_run", "load_trained", "read_metrics",
+           "checkpoint_epoch", "epochs_done", "find_checkpoint", "list_checkpoints", "load_latest", "load_run", "load_trained", "read_metrics",
            "report_path", "run_label", "run_path", "save_checkpoint", "store_path", "write_metrics"]

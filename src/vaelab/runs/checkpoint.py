@@ -60,7 +60,11 @@ def _optim_tensors(opt: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor],
     return tensors, {"param_groups": sd["param_groups"], "scalars": scalars}
 
 
-def save_checkpoint(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, state: TrainState) -> Path:
+def save_checkpoint(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, state: TrainState,
+                    keep: tuple[int, ...] = ()) -> Path:
+    """Write the checkpoint of ``state.epoch``; then prune all but the newest ``KEEP`` and
+    the epochs named in ``keep`` (``train.keep_epochs``: evaluated later, e.g. a budget
+    curve)."""
     ckpt_dir.mkdir(parents=True, exist_ok=True)
     tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     opt_tensors, opt_meta = _optim_tensors(opt)
@@ -82,12 +86,14 @@ def save_checkpoint(ckpt_dir: Path, model: torch.nn.Module, opt: torch.optim.Opt
         "retries": state.retries, "metrics": state.metrics, "train_seconds": state.train_seconds,
     }
     atomic_write_json(ckpt_dir / f"{stem}.json", sidecar)
-    _prune(ckpt_dir)
+    _prune(ckpt_dir, keep)
     return weights
 
 
-def _prune(ckpt_dir: Path) -> None:
+def _prune(ckpt_dir: Path, keep: tuple[int, ...] = ()) -> None:
     for old in list_checkpoints(ckpt_dir)[KEEP:]:
+        if checkpoint_epoch(old) in keep:
+            continue
         old.with_suffix(".safetensors").unlink(missing_ok=True)
         old.unlink(missing_ok=True)
     for stray in ckpt_dir.glob("epoch-*.safetensors"):  # weights whose sidecar never landed
@@ -98,6 +104,21 @@ def _prune(ckpt_dir: Path) -> None:
 def _newest_epoch(ckpt_dir: Path) -> int:
     found = list_checkpoints(ckpt_dir)
     return int(_NAME.match(found[0].name).group(1)) if found else -1
+
+
+def checkpoint_epoch(sidecar: Path) -> int:
+    return int(_NAME.match(sidecar.name).group(1))
+
+
+def find_checkpoint(ckpt_dir: Path, epoch: int) -> Loaded:
+    """The checkpoint of one epoch (kept with ``train.keep_epochs``, or among the newest),
+    hash-checked.  CheckpointError naming the epochs there are when it is not there."""
+    found = {checkpoint_epoch(p): p for p in list_checkpoints(ckpt_dir)}
+    if epoch not in found:
+        have = ", ".join(str(e) for e in sorted(found)) or "none"
+        raise CheckpointError(f"{ckpt_dir} holds no checkpoint of epoch {epoch} (it holds: {have}); "
+                              f"train with train.keep_epochs listing the epochs to keep")
+    return _try_load(found[epoch])
 
 
 def list_checkpoints(ckpt_dir: Path) -> list[Path]:

@@ -12,7 +12,7 @@ from ..config import RunConfig
 from ..data import DataInfo
 from ..errors import CheckpointError
 from ..models import VAE, build_model
-from .checkpoint import load_latest
+from .checkpoint import find_checkpoint, load_latest
 from .layout import CONFIG, RunDir
 
 
@@ -28,12 +28,12 @@ class TrainedRun:
     path: Path
 
 
-def load_run(run_dir: str | Path, device: str | torch.device = "cpu") -> TrainedRun:
+def load_run(run_dir: str | Path, device: str | torch.device = "cpu", epoch: int | None = None) -> TrainedRun:
     """Read config.json, build the model it names and load the newest checkpoint whose hash
-    verifies.  CheckpointError when the directory holds no usable run."""
+    verifies (or that of ``epoch``).  CheckpointError when the directory holds no usable run."""
     run = RunDir(Path(run_dir))
     cfg, info = run.read_config()
-    loaded = load_latest(run.ckpt_dir)
+    loaded = load_latest(run.ckpt_dir) if epoch is None else find_checkpoint(run.ckpt_dir, epoch)
     if loaded is None:
         raise CheckpointError(f"{run.path} has no checkpoint yet; train it first")
     model = build_model(cfg.model, info)

@@ -128,7 +128,7 @@ class Trainer:
         if loaded is not None:
             self._restore(loaded)
         else:
-            save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state)  # epoch 0: rollback target
+            save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state, self.cfg.train.keep_epochs)  # epoch 0: rollback target
         self.resumed_from = self.state.epoch if loaded is not None else None
         if self.progress and loaded is not None:
             print(f"vaelab: resuming {self.run.path} from epoch {self.state.epoch} of {cfg.train.epochs}",
@@ -273,7 +273,7 @@ class Trainer:
             self.state.epoch = epoch + 1
             self.state.metrics.append(row)
             self.state.train_seconds += seconds
-            save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state)
+            save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state, self.cfg.train.keep_epochs)
             self.run.write_metrics(self.state.metrics)
             self.events.epoch(row, self.model, self.valid_x, self.valid_y if self.use_labels else None)
             if self.progress:
