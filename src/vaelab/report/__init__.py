@@ -87,7 +87,9 @@ def build_report(sweep_dir: str | Path, out_dir: str | Path | None = None, data_
                 atomic_write_text(out / md, to_markdown(table))
                 atomic_write_text(out / cs, to_csv(table))
                 section.tables.append((table, md, cs))
-            ctx = Context(sweep_dir, fig_dir, data_dir, labels, runs=loaded_runs)
+            references = {cell.run.id: cell.reference for table, _, _ in section.tables
+                          for cell in table.cells.values() if cell.run is not None and cell.reference is not None}
+            ctx = Context(sweep_dir, fig_dir, data_dir, labels, runs=loaded_runs, references=references)
             for fspec in report.get("figures") or []:
                 chosen = [r for r in runs if matches(r.config, fspec.get("select"))]
                 entry = FigureEntry(fspec["name"], " ".join(str(fspec.get("caption", "")).split()),

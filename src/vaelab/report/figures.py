@@ -54,6 +54,8 @@ class Context:
     # Loaded once per report, shared by every figure (and every experiment) that uses them.
     runs: dict[str, TrainedRun] = field(default_factory=dict)
     datasets: dict[DataConfig, Dataset] = field(default_factory=dict)
+    # A run's published number from the experiment's tables (run id -> value), for figures.
+    references: dict[str, float] = field(default_factory=dict)
 
     def run_path(self, run: RunRow) -> Path:
         return run_path(self.sweep_dir, run.id)
@@ -251,6 +253,45 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     return [save_figure(fig, path)]
 
 
+def budget(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
+    """Test log-likelihood against training budget, one line per run: the checkpoints kept
+    with ``train.keep_epochs`` (evaluated by the sweep at the run's own protocol) and the
+    final one, +- a standard error; a run's published number, where its table has one, as
+    a dotted line of its colour."""
+    chosen = [r for r in select_done(spec, runs) if r.metrics and "log_likelihood" in r.metrics]
+    if not chosen:
+        raise FigureSkipped("no finished run has a log-likelihood")
+    names = run_labels(chosen, ctx.labels, spec.get("labels"))
+    colors = matplotlib.colormaps["tab10"].colors
+    fig = _figure(7.5, 4.6)
+    ax = fig.add_subplot(1, 1, 1)
+    last = 1
+    for i, r in enumerate(chosen):
+        m = r.metrics
+        pts = sorted([(int(e), v["log_likelihood"], v.get("log_likelihood_sem") or 0.0)
+                      for e, v in (m.get("by_epoch") or {}).items()]
+                     + [(int(m.get("epoch") or r.epochs or 1), m["log_likelihood"], m.get("log_likelihood_sem") or 0.0)])
+        ep, ll, se = zip(*pts)
+        last = max(last, *ep)
+        color = colors[i % len(colors)]
+        ax.errorbar(ep, ll, yerr=se, color=color, marker="o", ms=4, capsize=2, label=names[r.id])
+        if r.id in ctx.references:
+            ax.axhline(ctx.references[r.id], color=color, ls=":", lw=1)
+    ax.set_xscale("log")
+    ax.set_xlabel("training epochs (log scale)")
+    ks = "/".join(sorted({str(r.metrics.get("k")) for r in chosen}))
+    ns = "/".join(sorted({str(r.metrics.get("n")) for r in chosen}))
+    ax.set_ylabel(f"test log p(x), nats (IS, k={ks}, {ns} images)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7, loc="lower right")
+    title = "Test log-likelihood against budget (± one standard error)"
+    if any(r.id in ctx.references for r in chosen):
+        title += "; dotted: the published value"
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return [save_figure(fig, path)]
+
+
 def reconstructions(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """The first n test images on top, then one row of reconstructions per run
     (the mean of p(x | z = E_q[z|x]))."""
@@ -388,7 +429,7 @@ def _latent_ticks(ax, u: Sequence[float], step: tuple[int, int], every: int = 0)
 
 FIGURES: Registry = Registry("figure kind", {
     "curves": curves, "reconstructions": reconstructions, "samples": samples, "class_samples": class_samples,
-    "latent_map": latent_map, "manifold": manifold,
+    "latent_map": latent_map, "manifold": manifold, "budget": budget,
 })
 
 

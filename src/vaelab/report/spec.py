@@ -41,6 +41,7 @@ FIGURE_KINDS: dict[str, set[str]] = {
     "class_samples": {"n"},  # a conditional model: one row per class
     "latent_map": {"n"},  # E_q[z|x] of test images coloured by label (2-D or 3-D latents)
     "manifold": {"size"},  # decoded grid over a 2-D latent (Kingma & Welling, fig. 4)
+    "budget": {"labels"},  # test log p(x) at the epochs of train.keep_epochs and at the end
 }
 METRICS = ("elbo", "log_likelihood")
 REFERENCE_KEYS = {"source", "metric", "note", "values", "protocol", "comparable", "expected_gap"}

@@ -7,6 +7,7 @@ to the store, in one transaction.
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 import traceback
@@ -34,6 +35,9 @@ def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | 
         state = train_run(cfg, path, data_dir, resume=True, progress=False)
         t0 = time.perf_counter()
         metrics = evaluate_run(path, None, data_dir, cfg.train.device, progress=False, write=True)
+        by_epoch = evaluate_kept(path, cfg, state.epoch, data_dir)
+        if by_epoch:
+            metrics = {**metrics, "by_epoch": by_epoch}
         choice = read_choice(path)
         if choice is not None:  # what the selection stage chose, for the report
             metrics = {**metrics, "selected": f"{choice['key']}={choice['chosen']:g}"}
@@ -51,6 +55,21 @@ def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | 
         first = str(err).strip().splitlines()[0] if str(err).strip() else ""
         return {"ok": False, "error": f"internal error {type(err).__name__}: {first} "
                                       f"(traceback in {RunDir(path).error_file})"}
+
+
+def evaluate_kept(path: Path, cfg: RunConfig, last: int, data_dir: str | Path | None = None
+                  ) -> dict[str, dict[str, Any]]:
+    """The run's protocol (its eval.k, its test images) at each epoch of
+    ``train.keep_epochs`` before the last: ``{"13": {"log_likelihood", "log_likelihood_sem",
+    "elbo"}}``, for a budget curve.  Each result is kept as ``eval-eE-kK.json`` and reused
+    when the sweep resumes."""
+    out = {}
+    for epoch in sorted(e for e in set(cfg.train.keep_epochs) if e < last):
+        done = path / f"eval-e{epoch}-k{cfg.eval.k}.json"
+        res = json.loads(done.read_text(encoding="utf-8")) if done.exists() else \
+            evaluate_run(path, None, data_dir, cfg.train.device, progress=False, write=True, epoch=epoch)
+        out[str(epoch)] = {k: res[k] for k in ("log_likelihood", "log_likelihood_sem", "elbo")}
+    return out
 
 
 def record(store: Store, run_id: str, result: Mapping[str, Any]) -> str:
