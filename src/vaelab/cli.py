@@ -176,7 +176,7 @@ def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]]):
 def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--effort", default=None, metavar="EFFORT",
                    help=f"how much compute: smoke (CI check, about a minute for all), quick (real numbers: about "
-                        f"40 min for all on 2 CPU cores), paper (the study's and Burda et al.'s full protocols: "
+                        f"2 h for all on 2 CPU cores, most of it Burda et al.'s first 40 epochs), paper (the study's and Burda et al.'s full protocols: "
                         f"days; use many cores or --executor ray) [default {DEFAULT_EFFORT}]")
     # The old name of --effort; a preset elsewhere (`--model`, `preset:` in a file) is a model preset.
     p.add_argument("--preset", dest="effort_alias", default=None, metavar="EFFORT", help=argparse.SUPPRESS)
