@@ -6,7 +6,8 @@ differences that decide the ranking, with their standard errors.
     python results/standard_budget.py SWEEP_DIR OUT_DIR [--k 1000] [--limit 2000]
 
 Writes OUT_DIR/budget.csv (one line per run and epoch), OUT_DIR/pairs.csv (the paired
-differences at each epoch) and OUT_DIR/budget.png.  Per-image estimates are paired: the
+differences at each epoch) and OUT_DIR/budget.png; the per-image estimates are cached in
+OUT_DIR/per_image/ so a rerun only evaluates what is new.  Per-image estimates are paired: the
 same images, the same k; the standard error of a difference is that of the per-image
 differences, much smaller than either cell's own (the images' spread cancels).
 """
@@ -82,7 +83,13 @@ def main() -> int:
         for epoch, sidecar in sorted(kept.items()):
             if epoch == 0 or (args.epochs and epoch not in args.epochs):
                 continue
-            ll = per_image(run, sidecar, x, args.k, args.seed)
+            cache = out / "per_image" / f"{run.name}-e{epoch}-k{args.k}-n{args.limit}.pt"
+            if cache.exists():  # a rerun (more epochs kept since) reuses what it evaluated
+                ll = torch.load(cache)
+            else:
+                ll = per_image(run, sidecar, x, args.k, args.seed)
+                cache.parent.mkdir(parents=True, exist_ok=True)
+                torch.save(ll, cache)
             values[(cell, epoch)] = ll
             sem = float(ll.std() / math.sqrt(ll.numel()))
             rows.append({"run_id": run.name, "objective": cell[0], "layers": 1 if cell[1] == "vae" else 2,
