@@ -123,10 +123,9 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
         raise VaelabError(f"evaluation of {trained.path} gave non-finite numbers; the model is broken, not the data")
     if write:  # eval.json is the run's own protocol; a look at another k or subset gets its own file
         own = k == cfg.eval.k and not limit and epoch is None
-        name = RunDir(trained.path).eval_file if own else trained.path / (
-            "eval" + (f"-e{epoch}" if epoch is not None else "") + f"-k{k}"
-            + (f"-n{x.shape[0]}" if limit else "") + ".json")
-        atomic_write_json(name, out)
+        run = RunDir(trained.path)
+        atomic_write_json(run.eval_file if own else run.other_eval_file(k, epoch, x.shape[0] if limit else None),
+                          out)
     return out
 
 

@@ -94,6 +94,12 @@ class RunDir:
     def eval_file(self) -> Path:
         return self.path / EVAL
 
+    def other_eval_file(self, k: int, epoch: int | None = None, n: int | None = None) -> Path:
+        """Where an evaluation other than the run's own protocol is kept: another k, the
+        checkpoint of an earlier epoch, the first n test images: ``eval[-eE]-kK[-nN].json``."""
+        return self.path / ("eval" + (f"-e{epoch}" if epoch is not None else "") + f"-k{k}"
+                            + (f"-n{n}" if n is not None else "") + ".json")
+
     @property
     def error_file(self) -> Path:
         return self.path / ERROR

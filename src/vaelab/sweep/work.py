@@ -65,7 +65,7 @@ def evaluate_kept(path: Path, cfg: RunConfig, last: int, data_dir: str | Path | 
     when the sweep resumes."""
     out = {}
     for epoch in sorted(e for e in set(cfg.train.keep_epochs) if e < last):
-        done = path / f"eval-e{epoch}-k{cfg.eval.k}.json"
+        done = RunDir(path).other_eval_file(cfg.eval.k, epoch)
         res = json.loads(done.read_text(encoding="utf-8")) if done.exists() else \
             evaluate_run(path, None, data_dir, cfg.train.device, progress=False, write=True, epoch=epoch)
         out[str(epoch)] = {k: res[k] for k in ("log_likelihood", "log_likelihood_sem", "elbo")}
