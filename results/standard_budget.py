@@ -28,7 +28,7 @@ import torch
 from vaelab.data import load_dataset
 from vaelab.evaluate.likelihood import importance_sampled
 
-from vaelab.runs import load_run
+from vaelab.runs import checkpoint_epoch, load_run
 
 PUBLISHED = {("vae", "vae"): -86.76, ("iwae", "vae"): -84.78, ("vae", "hierarchical"): -85.33,
              ("iwae", "hierarchical"): -82.90}  # Burda et al. (2015), Table 1, k = 5000, -NLL
@@ -46,7 +46,7 @@ def per_image(run: Path, sidecar: Path, x: torch.Tensor, k: int, seed: int) -> t
         (one / "checkpoints").mkdir()
         for f in (sidecar, sidecar.with_suffix(".safetensors")):
             (one / "checkpoints" / f.name).symlink_to(f.resolve())
-        model = load_run(one, "cpu", int(sidecar.stem.split("-")[1])).model
+        model = load_run(one, "cpu", checkpoint_epoch(sidecar)).model
     out = []
     with torch.random.fork_rng(), torch.no_grad():
         torch.manual_seed(seed)
@@ -79,7 +79,7 @@ def main() -> int:
         kept = {}  # epoch -> sidecar: the run's own checkpoints, then any kept elsewhere
         for where in (run / "checkpoints", Path(args.kept_dir) / run.name if args.kept_dir else None):
             if where is not None and where.is_dir():
-                kept.update({int(p.stem.split("-")[1]): p for p in where.glob("epoch-*.json")})
+                kept.update({checkpoint_epoch(p): p for p in where.glob("epoch-*.json")})
         for epoch, sidecar in sorted(kept.items()):
             if epoch == 0 or (args.epochs and epoch not in args.epochs):
                 continue

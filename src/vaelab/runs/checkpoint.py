@@ -96,14 +96,15 @@ def _prune(ckpt_dir: Path, keep: tuple[int, ...] = ()) -> None:
             continue
         old.with_suffix(".safetensors").unlink(missing_ok=True)
         old.unlink(missing_ok=True)
+    newest = _newest_epoch(ckpt_dir)
     for stray in ckpt_dir.glob("epoch-*.safetensors"):  # weights whose sidecar never landed
-        if not stray.with_suffix(".json").exists() and stray.stem < f"epoch-{_newest_epoch(ckpt_dir):06d}":
+        if not stray.with_suffix(".json").exists() and stray.stem < f"epoch-{newest:06d}":
             stray.unlink(missing_ok=True)
 
 
 def _newest_epoch(ckpt_dir: Path) -> int:
     found = list_checkpoints(ckpt_dir)
-    return int(_NAME.match(found[0].name).group(1)) if found else -1
+    return checkpoint_epoch(found[0]) if found else -1
 
 
 def checkpoint_epoch(sidecar: Path) -> int:
