@@ -164,6 +164,11 @@ class TrainConfig:
     # Same maths, float rounding differs from eager; compiling costs ~0.5-2 min per run, cached
     # in the user cache for a sweep's later runs; falls back to eager if compiling fails.
     compile: bool = False
+    # On CUDA, capture one training step's forward and backward as a CUDA graph and replay it
+    # (one launch per step instead of ~100): the same kernels and random draws, so the same
+    # maths; the optimiser steps eagerly.  Ignored on the CPU; falls back to eager, with a
+    # warning, when capturing fails.  Left out of the run id when off (older ids stay valid).
+    cuda_graph: bool = False
     # Checkpoints of these epochs are kept (besides the newest two), to evaluate later:
     # `vaelab eval RUN --epoch N`, e.g. a test log-likelihood against budget.
     keep_epochs: tuple[int, ...] = ()
@@ -243,6 +248,8 @@ class RunConfig:
         out = _to_plain(dataclasses.asdict(self))
         if out["select"] is None:  # so configs without a stage keep their run ids
             del out["select"]
+        if not out["train"]["cuda_graph"]:  # likewise for runs without CUDA graphs
+            del out["train"]["cuda_graph"]
         return out
 
     @classmethod

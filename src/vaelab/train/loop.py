@@ -37,6 +37,7 @@ from ..models import build_model, check_fits_memory
 from ..objectives import build_objective
 from ..runs import RunDir, TrainState, list_checkpoints, load_latest, save_checkpoint
 from .events import EventWriter
+from .graphs import GraphedStep
 from .optim import build_optimizer, lr_at
 from .select import select
 
@@ -66,6 +67,9 @@ def capped_threads(requested: int) -> int:
 def epoch_seed(seed: int, epoch: int) -> int:
     # Distinct, reproducible stream per (seed, epoch); within 63 bits for manual_seed.
     return (seed * 1_000_003 + epoch * 7919 + 12345) % (2 ** 63 - 1)
+
+
+CHECK_EVERY = 50  # steps between NaN-guard reads of the loss off the CPU (each read waits for the GPU)
 
 
 class NonFinite(Exception):
@@ -122,6 +126,8 @@ class Trainer:
         self.state = TrainState()
         self._compiled = self._compile() if cfg.train.compile else None
         self._to_device()
+        self._graphed: GraphedStep | None = None
+        self._use_graph = self._wants_graph()
         self.run.path.mkdir(parents=True, exist_ok=True)
         self.run.write_config(cfg, self.info, self.model.describe())
         loaded = load_latest(self.run.ckpt_dir) if self.resume else None
@@ -192,6 +198,32 @@ class Trainer:
         print(f"vaelab: warning: train.compile failed ({type(err).__name__}: {first}); training eagerly",
               file=sys.stderr, flush=True)
 
+    # --- the captured step (train.cuda_graph) -------------------------------------------
+    def _wants_graph(self) -> bool:
+        cfg = self.cfg
+        if not cfg.train.cuda_graph or self.device.type != "cuda":
+            return False  # the CPU has no graphs: the key is ignored there
+        if cfg.objective.warmup_epochs > 0 or self._compiled is not None:
+            print("vaelab: note: train.cuda_graph is not used with a KL warm-up or train.compile; "
+                  "training eagerly", file=sys.stderr)
+            return False
+        return True
+
+    def _graph_step(self, x, y):
+        """-> (loss, sums) from the captured step, capturing it at the first full batch; on a
+        failure to capture, says so once and trains eagerly from then on."""
+        if self._graphed is None:
+            try:
+                self._graphed = GraphedStep(_step_terms, self.model, self.objective, x, y)
+            except Exception as err:
+                first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+                print(f"vaelab: warning: train.cuda_graph: capturing the step failed ({type(err).__name__}: "
+                      f"{first}); training eagerly", file=sys.stderr, flush=True)
+                self._use_graph = False
+                self.model.zero_grad(set_to_none=True)
+                return None
+        return self._graphed(x, y)
+
     # --- one epoch -------------------------------------------------------------------
     def _set_lr(self, epoch: int) -> float:
         lr = lr_at(self.cfg.optim, epoch) * self.state.lr_scale
@@ -212,19 +244,33 @@ class Trainer:
         self.model.train()
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
                    disable=not self.progress, leave=False, file=sys.stderr)
+        # The NaN guard reads the loss every step on the CPU; on a GPU that read would stall
+        # the launch queue each step, so non-finite losses are collected on the device and
+        # checked every CHECK_EVERY steps (the rollback target is the epoch's start either way).
+        check_every = 1 if self.device.type == "cpu" else CHECK_EVERY
+        bad = torch.zeros((), dtype=torch.bool, device=self.device)
         for step in bar:
             x = x_all[step * bs:(step + 1) * bs]
             y = None if y_all is None else y_all[step * bs:(step + 1) * bs]
-            if self._compiled is not None:
-                loss, batch_sums = self._compiled_step(x, y)
+            graphed = self._graph_step(x, y) if self._use_graph and x.shape[0] == bs else None
+            if graphed is not None:  # forward and backward replayed; .grad holds this batch's gradient
+                loss, batch_sums = graphed
             else:
-                terms = self.objective(self.model, x, y, progress=epoch + step / steps)
-                loss = -terms["objective"].mean()
-                batch_sums = None
-            if not torch.isfinite(loss):
-                raise NonFinite(step, f"loss is {loss.item()}")
-            self.opt.zero_grad(set_to_none=True)
-            loss.backward()
+                if self._compiled is not None:
+                    loss, batch_sums = self._compiled_step(x, y)
+                else:
+                    terms = self.objective(self.model, x, y, progress=epoch + step / steps)
+                    loss = -terms["objective"].mean()
+                    batch_sums = None
+                # the captured step's .grad tensors must stay allocated: zero them in place
+                self.opt.zero_grad(set_to_none=self._graphed is None)
+                loss.backward()
+            bad |= ~torch.isfinite(loss.detach())
+            if (step + 1) % check_every == 0 or step + 1 == steps:
+                if bad:
+                    first = step - step % check_every + 1
+                    raise NonFinite(step, f"loss is {loss.item()}" if check_every == 1 else
+                                    f"the loss became non-finite within steps {first}-{step + 1} of the epoch")
             self.opt.step()
             with torch.no_grad():
                 if batch_sums is None:
