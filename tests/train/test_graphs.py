@@ -56,16 +56,21 @@ def test_a_replayed_step_is_the_eager_step(preset, data_dir):
     loss_e, grads_e = eager(11)
     graphed = GraphedStep(_step_terms, model, objective, x, y)
     torch.manual_seed(11)
-    loss_g, sums = graphed(x, y)
-    torch.cuda.synchronize()
-    assert loss_g.item() == pytest.approx(loss_e, rel=1e-5)
+    first = graphed(x, y)[0].item()  # the graph's static output: read it before the next replay
+    assert first == pytest.approx(loss_e, rel=1e-5)
+    # gradients to float32 rounding, measured against the largest gradient of the model (a
+    # bias feeding a batch norm has a gradient that is zero up to rounding)
+    scale = max(float(g.abs().max()) for g in grads_e)
     for ge, p in zip(grads_e, model.parameters()):
-        scale = float(ge.abs().max()) + 1e-12
         assert float((p.grad - ge).abs().max()) <= 1e-4 * scale
-    # a second replay from another seed draws other numbers (the graph does not freeze them)
+    # replays from other seeds draw other numbers (the graph does not freeze them); the same
+    # seed draws the same ones again
     torch.manual_seed(12)
-    other, _ = graphed(x, y)
-    assert other.item() != loss_g.item() or preset == "none"
+    other = graphed(x, y)[0].item()
+    torch.manual_seed(11)
+    again = graphed(x, y)[0].item()
+    assert other != first
+    assert again == first
 
 
 @cuda
