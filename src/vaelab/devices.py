@@ -36,3 +36,9 @@ def resolve_device(name: str) -> torch.device:
     if name == "mps" and not (hasattr(torch.backends, "mps") and torch.backends.mps.is_available()):
         raise ConfigError("device 'mps' is not available on this machine; use --device cpu (or auto)")
     return torch.device(name)
+
+
+def on_cuda(name: str) -> bool:
+    """Whether ``train.device`` = ``name`` trains on a CUDA GPU here (without raising: an
+    unavailable device is :func:`resolve_device`'s error to report)."""
+    return isinstance(name, str) and (name.startswith("cuda") or (name == "auto" and torch.cuda.is_available()))

@@ -157,3 +157,27 @@ def test_preset_is_the_old_name_of_effort(tmp_path, capsys):
     assert main(["sweep", "table1", "--effort", "smoke", "--list", "--out", str(tmp_path / "s")]) == 0
     assert capsys.readouterr().out == out
     assert main(["sweep", "table1", "--effort", "quick", "--preset", "smoke", "--list"]) == 2
+
+
+def test_runs_on_a_gpu_go_one_at_a_time_unless_workers_says(write_experiment, tmp_path, data_dir, monkeypatch, capsys):
+    """Runs sharing one GPU time-slice it (BENCHMARKS.md): a sweep whose runs train on CUDA
+    defaults to one worker; an explicit --workers wins.  (The device is faked: the
+    check only reads train.device, and the runs themselves train on the CPU.)"""
+    import vaelab.sweep.runner as runner
+
+    seen = []
+
+    class Spy(runner.EXECUTORS.get("local")):
+        def __init__(self, workers=None, address=None):
+            seen.append(workers)
+            super().__init__(workers=workers, address=address)
+
+    monkeypatch.setattr(runner, "on_cuda", lambda device: True)
+    monkeypatch.setattr(runner.EXECUTORS, "get", lambda name: Spy)
+    exp_file = write_experiment(runs="{sweep: {model.latent: [2, 3]}}")
+    out = tmp_path / "s"
+    assert main(["sweep", str(exp_file), "--effort", "smoke", "--out", str(out), "--data-dir", str(data_dir)]) == 0
+    assert "one at a time" in capsys.readouterr().err
+    assert main(["sweep", str(exp_file), "--effort", "smoke", "--out", str(tmp_path / "t"), "--workers", "2",
+                 "--data-dir", str(data_dir), "--quiet"]) == 0
+    assert seen == [1, 2]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..data import check_data as check_dataset
+from ..devices import on_cuda
 from ..errors import ConfigError
 from ..runs import run_label, store_path
 from ..store import Store, process_alive, process_id
@@ -158,6 +159,12 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
     mon = Progress(store, ids, sweep_dir, title=f"{names} ({efforts})", enabled=progress)
     mon.log(f"sweep {names} at effort {efforts}: {len(ids)} runs, {len(todo)} to run"
             + (f" ({'; '.join(note)})" if note else "") + f" -> {sweep_dir}")
+    if todo and workers is None and executor == "local" and any(on_cuda(r.config.train.device) for r in todo):
+        # One run at a time on a GPU: with CUDA graphs one run keeps it busy, and runs sharing
+        # it time-slice (7-9 graphed runs on one H200 delivered half the epochs per second of
+        # one run alone; BENCHMARKS.md).  --workers N overrides.
+        workers = 1
+        mon.log("runs train on the GPU: one at a time (--workers N to share it)")
     if todo:
         exe = exec_cls(workers=workers, address=address)
         owner = process_id()
