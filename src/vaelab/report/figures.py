@@ -214,6 +214,7 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     for i, pk in enumerate(keys):
         ax = fig.add_subplot(nrow, ncol, i + 1)
         late: list[float] = []  # values after the first tenth of training, to set the y range
+        floors: list[float] = []  # each run's own low end of those, so no run's curve is cut off
         last_epoch = 1
         for r in sorted(panels[pk], key=lambda r: line_values.index(json_key(lookup(r.config, line_key)))):
             lv = json_key(lookup(r.config, line_key))
@@ -229,9 +230,12 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
             ax.plot(ep, [row["train_elbo"] for row in m], color=color, ls="--", marker=marker, ms=5,
                     mfc="white", alpha=0.8)
             skip = len(m) // 10
-            late += [row[k] for row in m[skip:] for k in ("valid_elbo", "train_elbo")]
+            mine = [row[k] for row in m[skip:] for k in ("valid_elbo", "train_elbo") if row[k] is not None]
+            late += mine
+            if mine:
+                floors.append(float(np.percentile(mine, 2)))
         if len(late) > 40:  # long runs: the first epochs' steep climb would flatten the rest
-            lo, hi = float(np.percentile(late, 2)), float(max(late))
+            lo, hi = min(floors), float(max(late))
             ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
         ax.set_title(display(panel_key, pk), fontsize=10)
         ax.set_xlabel("epoch")
