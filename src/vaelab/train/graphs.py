@@ -46,6 +46,9 @@ class GraphedStep:
                 model.zero_grad(set_to_none=True)
                 loss, _, _ = terms(model, objective, self.static_x, self.static_y)
                 loss.backward()
+            # free the warm-up's autograd graph, so the capture makes its own gradient
+            # accumulators on its own stream (torch warned of a stream mismatch otherwise)
+            del loss
         torch.cuda.current_stream(x.device).wait_stream(side)
         model.zero_grad(set_to_none=True)  # backward in the capture allocates .grad in the graph's pool
         self.graph = torch.cuda.CUDAGraph()
