@@ -181,7 +181,8 @@ def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
     # The old name of --effort; a preset elsewhere (`--model`, `preset:` in a file) is a model preset.
     p.add_argument("--preset", dest="effort_alias", default=None, metavar="EFFORT", help=argparse.SUPPRESS)
     p.add_argument("--out", help="sweep directory: store.sqlite, runs/, report/ (default sweeps/EXPERIMENT-EFFORT)")
-    p.add_argument("--workers", type=int, default=None, help="parallel runs (default: one per core; one when the runs train on a GPU)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="parallel runs (default: one per core; one when the runs train on a GPU)")
     p.add_argument("--executor", default="local", help="local (worker processes) or ray")
     p.add_argument("--address", default=None, metavar="HOST:PORT", help="Ray cluster to use (--executor ray)")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again (from their checkpoints)")
