@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 from vaelab.evaluate.run import evaluate_run
+from vaelab.runs import RunDir
 
 
 def main() -> int:
@@ -34,11 +35,12 @@ def main() -> int:
         latent = cfg["model"]["latent"]
         metrics = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
         curves[latent] = metrics
+        rd = RunDir(run)
+        own = json.loads(rd.eval_file.read_text()) if rd.eval_file.exists() else None  # the run's own protocol
         for k in args.ks:
-            cached = run / f"eval-k{k}.json"
-            own = run / "eval.json"
-            if own.exists() and json.loads(own.read_text())["k"] == k:
-                res = json.loads(own.read_text())
+            cached = rd.other_eval_file(k)
+            if own is not None and own["k"] == k:
+                res = own
             elif cached.exists():
                 res = json.loads(cached.read_text())
             else:

@@ -20,7 +20,7 @@ from typing import Any, Mapping
 
 import yaml
 
-from .errors import ConfigError
+from .errors import ConfigError, first_line
 
 PRESET_DIR = Path(__file__).parent / "configs" / "models"
 EXPERIMENT_DIR = Path(__file__).parent / "configs" / "experiments"
@@ -389,8 +389,7 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else "syntax error"
-        raise ConfigError(f"{path} is not valid YAML ({first})") from None
+        raise ConfigError(f"{path} is not valid YAML ({first_line(err, 'syntax error')})") from None
     if data is None:
         data = {}
     if not isinstance(data, dict):

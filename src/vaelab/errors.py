@@ -7,6 +7,15 @@ exceptions so that they are loud.
 """
 
 
+def first_line(err: BaseException, fallback: str | None = None) -> str:
+    """The first line of ``str(err)``, for a one-line message; ``fallback`` (default: the
+    exception's type name) when the message is empty."""
+    text = str(err).strip()
+    if text:
+        return text.splitlines()[0]
+    return type(err).__name__ if fallback is None else fallback
+
+
 class VaelabError(Exception):
     """Base class: one clear line saying what is wrong and what to do."""
 

@@ -10,7 +10,7 @@ import torch
 
 from ..config import RunConfig
 from ..data import DataInfo
-from ..errors import CheckpointError
+from ..errors import CheckpointError, first_line
 from ..models import VAE, build_model
 from .checkpoint import find_checkpoint, load_latest
 from .layout import CONFIG, RunDir
@@ -41,7 +41,7 @@ def load_run(run_dir: str | Path, device: str | torch.device = "cpu", epoch: int
         model.load_state_dict(loaded.model_state())
     except RuntimeError as err:
         raise CheckpointError(f"{loaded.path} does not fit the model in {CONFIG}: "
-                              f"{str(err).splitlines()[0]}") from None
+                              f"{first_line(err)}") from None
     model.to(device).eval()
     return TrainedRun(model, cfg, info, loaded.sidecar, run.path)
 

@@ -28,7 +28,7 @@ from typing import Any, Sequence
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, first_line
 from ..registry import Registry
 from ..runs import run_path
 from ..store import Store, process_id
@@ -228,8 +228,7 @@ class RayExecutor:
                          configure_logging=False)
             except (ConnectionError, RuntimeError, ValueError) as err:
                 where = self.address or "a new local instance"
-                first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                raise ConfigError(f"cannot start or reach Ray at {where}: {first}") from None
+                raise ConfigError(f"cannot start or reach Ray at {where}: {first_line(err)}") from None
             started = True
         elif self.address:
             print(f"vaelab: note: Ray is already initialised in this process; ignoring --address {self.address}",
@@ -263,8 +262,7 @@ class RayExecutor:
                     try:
                         result = ray.get(ref)
                     except Exception as err:  # the task's process died (lost node, out of memory)
-                        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-                        result = {"ok": False, "error": f"ray task failed: {first}"}
+                        result = {"ok": False, "error": f"ray task failed: {first_line(err)}"}
                     if result.get("worker"):
                         store.set_worker(rid, result["worker"])
                     record(store, rid, result)

@@ -160,9 +160,9 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
     mon.log(f"sweep {names} at effort {efforts}: {len(ids)} runs, {len(todo)} to run"
             + (f" ({'; '.join(note)})" if note else "") + f" -> {sweep_dir}")
     if todo and workers is None and executor == "local" and any(on_cuda(r.config.train.device) for r in todo):
-        # One run at a time on a GPU: with CUDA graphs one run keeps it busy, and runs sharing
-        # it time-slice (7-9 graphed runs on one H200 delivered half the epochs per second of
-        # one run alone; BENCHMARKS.md).  --workers N overrides.
+        # One run at a time on a GPU: runs sharing it time-slice it (on one H200, 14 eager MLP
+        # runs together made ~4.4 epochs/s, one graphed MLP run alone 4.9; 7-9 graphed runs of
+        # mixed models 2.4 together; BENCHMARKS.md).  --workers N overrides.
         workers = 1
         mon.log("runs train on the GPU: one at a time (--workers N to share it)")
     if todo:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from ..config import RunConfig
-from ..errors import VaelabError
+from ..errors import VaelabError, first_line
 from ..evaluate.run import evaluate_run
 from ..io import atomic_write_text
 from ..runs import RunDir
@@ -52,8 +52,7 @@ def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | 
         except OSError:
             pass
         print(tb, file=sys.stderr, flush=True)
-        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-        return {"ok": False, "error": f"internal error {type(err).__name__}: {first} "
+        return {"ok": False, "error": f"internal error {type(err).__name__}: {first_line(err, '')} "
                                       f"(traceback in {RunDir(path).error_file})"}
 
 

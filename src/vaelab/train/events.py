@@ -20,6 +20,7 @@ from typing import Any, Mapping
 
 import torch
 
+from ..errors import first_line
 from ..runs.layout import EVENTS as EVENTS_DIR
 IMAGE_EPOCHS = 4  # sample images at about this many epochs besides the first and the last
 N_IMAGES = 16
@@ -35,8 +36,7 @@ def image_epochs(epochs: int) -> set[int]:
 
 
 def _warn(err: BaseException) -> None:
-    first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-    print(f"vaelab: warning: TensorBoard events are not written for this run ({first})",
+    print(f"vaelab: warning: TensorBoard events are not written for this run ({first_line(err)})",
           file=sys.stderr, flush=True)
 
 

@@ -32,7 +32,7 @@ from ..config import RunConfig
 from ..data import Dataset, binarize_dynamic, load_dataset
 from ..data.sources import cache_dir
 from ..devices import resolve_device
-from ..errors import CheckpointError, TrainingDiverged
+from ..errors import CheckpointError, TrainingDiverged, first_line
 from ..models import build_model, check_fits_memory
 from ..objectives import build_objective
 from ..runs import RunDir, TrainState, list_checkpoints, load_latest, save_checkpoint
@@ -157,7 +157,7 @@ class Trainer:
             self.model.load_state_dict(loaded.model_state())
             self.opt.load_state_dict(loaded.optim_state())
         except (RuntimeError, KeyError, ValueError) as err:
-            raise CheckpointError(f"{loaded.path} does not fit this run's model: {str(err).splitlines()[0]}") from None
+            raise CheckpointError(f"{loaded.path} does not fit this run's model: {first_line(err)}") from None
         self.state = loaded.train_state()
 
     # --- the compiled step (train.compile) ------------------------------------------------
@@ -194,9 +194,8 @@ class Trainer:
 
     @staticmethod
     def _compile_failed(err: Exception) -> None:
-        first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
-        print(f"vaelab: warning: train.compile failed ({type(err).__name__}: {first}); training eagerly",
-              file=sys.stderr, flush=True)
+        print(f"vaelab: warning: train.compile failed ({type(err).__name__}: {first_line(err)[:200]}); "
+              f"training eagerly", file=sys.stderr, flush=True)
 
     # --- the captured step (train.cuda_graph) -------------------------------------------
     def _wants_graph(self) -> bool:
@@ -216,9 +215,8 @@ class Trainer:
             try:
                 self._graphed = GraphedStep(_step_terms, self.model, self.objective, x, y)
             except Exception as err:
-                first = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
                 print(f"vaelab: warning: train.cuda_graph: capturing the step failed ({type(err).__name__}: "
-                      f"{first}); training eagerly", file=sys.stderr, flush=True)
+                      f"{first_line(err)[:200]}); training eagerly", file=sys.stderr, flush=True)
                 self._use_graph = False
                 self.model.zero_grad(set_to_none=True)
                 return None
