@@ -303,8 +303,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="write tables, figures and index.html from a sweep's store")
-    p.add_argument("--sweep", required=True, metavar="DIR", help="sweep directory (holding store.sqlite)")
-    p.add_argument("--out", default=None, help="report directory (default DIR/report)")
+    p.add_argument("--sweep", required=True, metavar="DIR", action="append",
+                   help="sweep directory (holding store.sqlite); give it again for one report over several "
+                        "sweeps, where a cell with runs in two takes a finished run, then the first listed")
+    p.add_argument("--out", default=None, help="report directory (default: the first DIR's report/)")
     p.add_argument("--quiet", action="store_true")
     _add_data_dir(p)
     p.set_defaults(func=cmd_report)

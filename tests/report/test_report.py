@@ -245,3 +245,40 @@ def test_a_report_loads_each_checkpoint_once(report_sweep, tmp_path, data_dir, m
     monkeypatch.setattr(figures, "load_run", lambda path, device="cpu": loaded.append(path) or real(path, device))
     build_report(report_sweep[0], tmp_path / "again", data_dir, progress=False)
     assert loaded and len(loaded) == len(set(loaded)), loaded
+
+
+def _store_with(path, results, failed=()):
+    """A sweep directory at PATH whose store holds experiment e (table SPEC): RESULTS maps
+    run id -> (name, latent, elbo); FAILED lists (id, name, latent)."""
+    path.mkdir(parents=True, exist_ok=True)
+    with Store(path / "store.sqlite") as store:
+        runs = [(rid, name, _cfg(name, latent)) for rid, (name, latent, _) in results.items()]
+        runs += [(rid, name, _cfg(name, latent)) for rid, name, latent in failed]
+        store.add_experiment("e", "quick", {"report": {"tables": [SPEC]}}, runs)
+        for rid, (_, _, elbo) in results.items():
+            assert store.claim_id(rid, "o", "w")
+            store.finish(rid, {"elbo": elbo, "log_likelihood": elbo + 2, "k": 10, "n": 500}, epochs=3)
+        for rid, _, _ in failed:
+            store.claim_id(rid, "o", "w")
+            store.fail(rid, "TrainingDiverged: NaN at epoch 2")
+    return path
+
+
+def test_one_report_over_several_sweeps(tmp_path, data_dir):
+    """Cells from two sweeps of one experiment: each cell from the sweep that finished it,
+    the first listed winning a cell both finished, and runs.csv naming each run's sweep."""
+    gpu = _store_with(tmp_path / "gpu", {"a": ("vae", 3, -130.0)}, failed=[("d", "cvae", 5)])
+    cpu = _store_with(tmp_path / "cpu", {"a2": ("vae", 3, -999.0), "d2": ("cvae", 5, -100.0),
+                                         "c": ("cvae", 3, -110.0)})
+    out = tmp_path / "report"
+    assert main(["report", "--sweep", str(gpu), "--sweep", str(cpu), "--out", str(out), "--quiet",
+                 "--data-dir", str(data_dir)]) == 0
+    table = {(r["row"], r["column"]): r for r in csv.DictReader(io.StringIO((out / "t1.csv").read_text()))}
+    assert float(table[("vae", "3")]["test_elbo"]) == -130.0  # both finished it: the first sweep's
+    assert float(table[("cvae", "5")]["test_elbo"]) == -100.0  # failed in the first, finished in the second
+    assert float(table[("cvae", "3")]["test_elbo"]) == -110.0
+    assert "share the cell" in (out / "t1.md").read_text()
+    runs = list(csv.DictReader(io.StringIO((out / "runs.csv").read_text())))
+    assert {r["run_id"]: r["sweep"] for r in runs} == {"a": gpu.as_posix(), "d": gpu.as_posix(),
+                                                        "a2": cpu.as_posix(), "d2": cpu.as_posix(),
+                                                        "c": cpu.as_posix()}

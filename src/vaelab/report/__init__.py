@@ -8,6 +8,12 @@ checkpoints for the images), and writes::
     REPORT/NAME.md, .csv     one pair per table of each experiment's report spec
     REPORT/runs.csv          every run of the sweep: id, experiment, status, metrics, timings
     REPORT/figures/*.png     the figures
+
+Several sweep directories make one report over all their runs (the same experiment run in
+parts, say some cells on a GPU and the rest on a laptop).  Runs are taken in the order the
+directories are given: a run id met again is skipped, and where two runs fall in one table
+cell, a finished run beats an unfinished one and otherwise the earlier directory wins (the
+table notes the runs it left out; runs.csv names every run's directory).
 """
 
 from __future__ import annotations
@@ -16,12 +22,13 @@ import csv
 import io
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from .. import __version__
 from ..io import atomic_write_text
-from ..runs import report_path, run_label, store_path
-from ..store import Store
+from ..runs import report_path, run_label, run_path, store_path
+from ..store import RunRow, Store
 from .figures import Context, FigureSkipped, draw
 from .html import FigureEntry, Section, render
 from .spec import matches, validate_report_spec
@@ -30,30 +37,49 @@ from .tables import build_table, protocol_text, to_csv, to_markdown
 __all__ = ["build_report", "validate_report_spec"]
 
 
-def _runs_csv(store: Store) -> str:
+def _runs_csv(experiments: Sequence[tuple[str, Sequence[RunRow]]], run_dirs: dict[str, Path]) -> str:
     buf = io.StringIO()
     fields = ["experiment", "run_id", "name", "dataset", "latent", "status", "elbo", "log_likelihood", "k",
-              "test_images", "epochs", "train_seconds", "eval_seconds", "wall_seconds", "attempts", "error"]
+              "test_images", "epochs", "train_seconds", "eval_seconds", "wall_seconds", "attempts", "error", "sweep"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
-    for exp in store.experiments():
-        for r in store.experiment_runs(exp["name"]):
+    for name, runs in experiments:
+        for r in runs:
             m = r.metrics or {}
-            w.writerow({"experiment": exp["name"], "run_id": r.id, "name": r.config.get("name"),
+            w.writerow({"experiment": name, "run_id": r.id, "name": r.config.get("name"),
                         "dataset": r.config["data"]["dataset"], "latent": r.config["model"]["latent"],
                         "status": r.status, "elbo": m.get("elbo", ""), "log_likelihood": m.get("log_likelihood", ""),
                         "k": m.get("k", ""), "test_images": m.get("n", ""), "epochs": r.epochs or "",
                         "train_seconds": r.train_seconds or "", "eval_seconds": r.eval_seconds or "",
-                        "wall_seconds": r.wall_seconds or "", "attempts": r.attempts, "error": r.error or ""})
+                        "wall_seconds": r.wall_seconds or "", "attempts": r.attempts, "error": r.error or "",
+                        "sweep": run_dirs[r.id].parent.parent.as_posix()})
     return buf.getvalue()
 
 
-def build_report(sweep_dir: str | Path, out_dir: str | Path | None = None, data_dir: str | Path | None = None,
-                 progress: bool = True) -> Path:
-    """Write the report of a sweep directory; returns the path of index.html."""
-    sweep_dir = Path(sweep_dir)
-    store = Store(store_path(sweep_dir), create=False)
-    out = Path(out_dir) if out_dir is not None else report_path(sweep_dir)
+def _gather(stores: Sequence[tuple[Path, Store]]) -> tuple[list[tuple[dict, list[RunRow]]], dict[str, Path]]:
+    """Each experiment (its spec from the first store that holds it) with the runs of every
+    store, first store first; and each run's directory."""
+    experiments: dict[str, tuple[dict, list[RunRow]]] = {}
+    run_dirs: dict[str, Path] = {}
+    for sweep_dir, store in stores:
+        for exp in store.experiments():
+            _, runs = experiments.setdefault(exp["name"], (exp, []))
+            for r in store.experiment_runs(exp["name"]):
+                if r.id not in run_dirs:
+                    run_dirs[r.id] = run_path(sweep_dir, r.id)
+                    runs.append(r)
+    return list(experiments.values()), run_dirs
+
+
+def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Path | None = None,
+                 data_dir: str | Path | None = None, progress: bool = True) -> Path:
+    """Write the report of one sweep directory, or of several together (the module's
+    docstring says how); returns the path of index.html.  The default report directory is
+    the first sweep's."""
+    sweep_dirs = [Path(sweep_dir)] if isinstance(sweep_dir, (str, Path)) else [Path(d) for d in sweep_dir]
+    if not sweep_dirs:
+        raise ValueError("build_report needs at least one sweep directory")
+    out = Path(out_dir) if out_dir is not None else report_path(sweep_dirs[0])
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
     written: set[Path] = set()
@@ -65,12 +91,15 @@ def build_report(sweep_dir: str | Path, out_dir: str | Path | None = None, data_
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
+    stores: list[tuple[Path, Store]] = []
     try:
-        for exp in store.experiments():
+        for d in sweep_dirs:
+            stores.append((d, Store(store_path(d), create=False)))
+        experiments, run_dirs = _gather(stores)
+        for exp, runs in experiments:
             spec = exp["spec"]
             report = spec.get("report") or {}
             validate_report_spec(report, f"stored experiment {exp['name']}")
-            runs = store.experiment_runs(exp["name"])
             labels = {str(k): str(v) for k, v in (report.get("labels") or {}).items()}
             counts = {"queued": 0, "running": 0, "done": 0, "failed": 0}
             for r in runs:
@@ -89,7 +118,8 @@ def build_report(sweep_dir: str | Path, out_dir: str | Path | None = None, data_
                 section.tables.append((table, md, cs))
             references = {cell.run.id: cell.reference for table, _, _ in section.tables
                           for cell in table.cells.values() if cell.run is not None and cell.reference is not None}
-            ctx = Context(sweep_dir, fig_dir, data_dir, labels, runs=loaded_runs, references=references)
+            ctx = Context(sweep_dirs[0], fig_dir, data_dir, labels, runs=loaded_runs, references=references,
+                          run_dirs=run_dirs)
             for fspec in report.get("figures") or []:
                 chosen = [r for r in runs if matches(r.config, fspec.get("select"))]
                 entry = FigureEntry(fspec["name"], " ".join(str(fspec.get("caption", "")).split()),
@@ -104,14 +134,15 @@ def build_report(sweep_dir: str | Path, out_dir: str | Path | None = None, data_
                     say(f"report: {exp['name']}: figure {fspec['name']} not drawn: {why}")
                 section.figures.append(entry)
             sections.append(section)
-        atomic_write_text(out / "runs.csv", _runs_csv(store))
+        atomic_write_text(out / "runs.csv", _runs_csv([(exp["name"], runs) for exp, runs in experiments], run_dirs))
     finally:
-        store.close()
+        for _, store in stores:
+            store.close()
     for stale in fig_dir.glob("*.png"):  # figures of an earlier report that this one did not draw
         if stale not in written:
             stale.unlink(missing_ok=True)
     meta = (f"Built by vaelab {__version__} on {time.strftime('%Y-%m-%d %H:%M')} from "
-            f"{store_path(sweep_dir)} (stored results and run directories only). Every number is in nats "
+            f"{', '.join(str(store_path(d)) for d in sweep_dirs)} (stored results and run directories only). Every number is in nats "
             f"per image, higher is better. All runs: runs.csv.")
     index = out / "index.html"
     atomic_write_text(index, render("vaelab report: " + ", ".join(s.title for s in sections)

@@ -31,7 +31,7 @@ from ..errors import VaelabError
 from ..evaluate.run import images
 from ..io import atomic_write_bytes
 from ..registry import Registry
-from ..runs import TrainedRun, load_run, read_metrics, run_path
+from ..runs import RunDir, TrainedRun, list_checkpoints, load_run, read_metrics, run_path
 from ..store import RunRow
 from .grid import grid_shape, make_grid
 from .spec import lookup, matches
@@ -56,9 +56,27 @@ class Context:
     datasets: dict[DataConfig, Dataset] = field(default_factory=dict)
     # A run's published number from the experiment's tables (run id -> value), for figures.
     references: dict[str, float] = field(default_factory=dict)
+    # Where each run's directory is, when the report spans several sweeps (else sweep_dir/runs).
+    run_dirs: dict[str, Path] = field(default_factory=dict)
 
     def run_path(self, run: RunRow) -> Path:
-        return run_path(self.sweep_dir, run.id)
+        return self.run_dirs.get(run.id) or run_path(self.sweep_dir, run.id)
+
+    def with_models(self, spec: Mapping[str, Any], runs: Sequence[RunRow]) -> list[RunRow]:
+        """The finished runs a figure that draws from the models can use: those whose weights
+        are here (a sweep may come back without them, e.g. from a GPU machine), and where the
+        report spans several sweeps, each model name from the first sweep that has it."""
+        done = select_done(spec, runs)
+        chosen = [r for r in done if list_checkpoints(RunDir(self.run_path(r)).ckpt_dir)]
+        if not chosen:
+            raise FigureSkipped(f"none of the {len(done)} finished runs it needs has its weights here")
+        sweep_of: dict[str, Path] = {}
+        kept = []
+        for r in chosen:
+            where = self.run_path(r).parent
+            if sweep_of.setdefault(str(r.config.get("name")), where) == where:
+                kept.append(r)
+        return kept
 
     def trained(self, run: RunRow) -> TrainedRun:
         """The run's model from its checkpoint, loaded on the first call only."""
@@ -299,7 +317,7 @@ def budget(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
 def reconstructions(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """The first n test images on top, then one row of reconstructions per run
     (the mean of p(x | z = E_q[z|x]))."""
-    chosen = order_rows(spec, select_done(spec, runs))
+    chosen = order_rows(spec, ctx.with_models(spec, runs))
     n = int(spec.get("n", 10))
     labels = run_labels(chosen, ctx.labels, spec.get("labels"))
     rows: list[tuple[str, torch.Tensor]] = []
@@ -315,7 +333,7 @@ def reconstructions(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Contex
 def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """One row of n decoded prior samples per run; conditional models are asked for the
     class ``condition`` (else the classes in turn)."""
-    chosen = order_rows(spec, select_done(spec, runs))
+    chosen = order_rows(spec, ctx.with_models(spec, runs))
     n = int(spec.get("n", 10))
     labels = run_labels(chosen, ctx.labels, spec.get("labels"))
     rows = []
@@ -335,7 +353,7 @@ def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path:
 
 def class_samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """A conditional model asked for each class in turn: one row of n samples per class."""
-    run = select_done(spec, runs)[0]
+    run = ctx.with_models(spec, runs)[0]
     trained = ctx.trained(run)
     info = trained.info
     if not trained.model.cond_dim:
@@ -352,7 +370,7 @@ def class_samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context,
 def latent_map(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """Posterior means E_q[z|x] of up to n test images, coloured by their label (3-D or
     2-D latents; the study's fig. 7)."""
-    run = select_done(spec, runs)[0]
+    run = ctx.with_models(spec, runs)[0]
     trained = ctx.trained(run)
     model, cfg = trained.model, trained.cfg
     if cfg.model.latent not in (2, 3):

@@ -197,12 +197,18 @@ def build_table(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping
                 col_labels[c] = str(c)
     cells: dict[tuple[Any, Any], Cell] = {}
     notes = []
-    for run in runs:
+    hidden = 0  # unfinished runs in cells that show another run
+    for run in sorted(runs, key=lambda r: r.status != "done"):  # a finished run first; else store order
         key = (_key(lookup(run.config, spec["rows"]["key"])), _key(lookup(run.config, spec["columns"]["key"])))
         if key in cells and cells[key].run is not None:
-            notes.append(f"runs {cells[key].run.id} and {run.id} share the cell {key}; showing the first")
+            if run.status == "done":
+                notes.append(f"runs {cells[key].run.id} and {run.id} share the cell {key}; showing the first")
+            else:
+                hidden += 1
             continue
         cells[key] = Cell(*key, run=run)
+    if hidden:
+        notes.append(f"{hidden} unfinished run(s) share a cell with another run and are not shown (runs.csv lists them)")
     for r in rows:
         for c in cols:
             cell = cells.setdefault((r, c), Cell(r, c))
