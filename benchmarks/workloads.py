@@ -427,7 +427,7 @@ class VaelabForeach(VaelabTrain):
     def setup(self):
         from vaelab.train import optim
 
-        optim._kernel = lambda params: {"foreach": True}
+        optim._kernel = lambda params, devices=(): {"foreach": True}  # whatever the optimiser
         info = super().setup()
         assert not info["fused"]
         return info
