@@ -16,7 +16,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, ClassVar, Mapping
 
 import yaml
 
@@ -245,12 +245,22 @@ class RunConfig:
             for value in self.select.values:
                 self.replace(**{self.select.key: value, "select": None})
 
+    # Keys added after run ids were in use, left out of to_dict (and so of the run id) while
+    # at the value that means "as before", so that every earlier run keeps its id.
+    QUIET_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "select": None,  # no selection stage
+        "train.cuda_graph": True,  # CUDA graphs on a GPU (inert on the CPU)
+    }
+
     def to_dict(self) -> dict[str, Any]:
         out = _to_plain(dataclasses.asdict(self))
-        if out["select"] is None:  # so configs without a stage keep their run ids
-            del out["select"]
-        if out["train"]["cuda_graph"]:  # likewise for the default (CUDA graphs on a GPU)
-            del out["train"]["cuda_graph"]
+        for dotted, quiet in self.QUIET_DEFAULTS.items():
+            *parents, leaf = dotted.split(".")
+            node = out
+            for part in parents:
+                node = node[part]
+            if node[leaf] == quiet:
+                del node[leaf]
         return out
 
     @classmethod
