@@ -4,9 +4,10 @@
 # GPU: runs sharing one GPU time-slice it, BENCHMARKS.md), CUDA graphs on (their default), the
 # sweep evaluating each finished run itself (k = 5000, all 10,000 test images).  Optional first
 # step BENCH=S: benchmarks/bench.py --quick --device cuda with a budget of S seconds.  The sweep
-# directory (store, configs, learning curves, selections, evaluations; no weights) is archived
-# into OUTDIR every 45 s and at the end, so a call cut short still returns what finished; a
-# second call on the same warm machine resumes the same sweep directory.
+# directory (store, configs, learning curves, selections, evaluations, and at the end its
+# report with the figures; no weights) is archived into OUTDIR every 45 s and at the end, so a
+# call cut short still returns what finished; a second call on the same warm machine resumes
+# the same sweep directory.  Leave REPORT_S (default 40) seconds after DEADLINE_S.
 # Usage: [BENCH=60] [WORKERS=1] bash results/gpu_sweep.sh EXPERIMENT OUTDIR [DEADLINE_S]
 #        (VAELAB_DATA holds mnist.pkl.gz)
 set -u
@@ -45,4 +46,7 @@ while kill -0 $P 2>/dev/null; do
 done
 wait $P 2>/dev/null
 echo "t=$(el)s $(ls "$S"/runs/*/eval.json 2>/dev/null | wc -l) runs evaluated"; tail -3 "$OUTDIR/sweep.log"
+# The report here, where the weights are: its figures (reconstructions, samples, latent maps)
+# come back in the archive although the checkpoints do not.
+timeout ${REPORT_S:-40} $PY -m vaelab.cli report --sweep "$S" --quiet > "$OUTDIR/report.log" 2>&1 || echo "report: rc $?"
 snap; echo "t=$(el)s total"; ls -la "$OUTDIR"
