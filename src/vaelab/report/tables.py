@@ -312,7 +312,7 @@ def to_markdown(table: Table) -> str:
         parts += [f"Reference: {ref.get('source', '')}. " + " ".join(str(ref.get("note", "")).split()), ""]
     parts += ["Cells: a number (± its standard error over test images, where stored), or the run's status "
               "(queued, running, failed); – means no run.", ""]
-    parts += [f"Note: {n}" for n in table.notes]
+    parts += ["Notes:", ""] + [f"* {n}" for n in table.notes] if table.notes else []
     return "\n".join(parts).rstrip() + "\n"
 
 
