@@ -282,3 +282,25 @@ def test_one_report_over_several_sweeps(tmp_path, data_dir):
     assert {r["run_id"]: r["sweep"] for r in runs} == {"a": gpu.as_posix(), "d": gpu.as_posix(),
                                                         "a2": cpu.as_posix(), "d2": cpu.as_posix(),
                                                         "c": cpu.as_posix()}
+
+
+def test_a_sweep_without_weights_listed_first_skips_the_model_figures(report_sweep, tmp_path, data_dir):
+    """The same runs in two sweeps, the first without weights (as from a GPU machine): the
+    first sweep's runs are the ones shown, so the figures drawn from the models are skipped
+    with a line saying why, never drawn from the other sweep's copy; listed the other way
+    round, they are drawn."""
+    import shutil
+
+    from vaelab.report import build_report
+
+    sweep_dir, _ = report_sweep
+    bare = tmp_path / "bare"
+    shutil.copytree(sweep_dir, bare, ignore=shutil.ignore_patterns("checkpoints", "report"))
+    index = build_report([bare, sweep_dir], tmp_path / "r1", data_dir, progress=False)
+    page = index.read_text()
+    assert {p.stem for p in image_paths(index)} == {"curves"}  # the learning curves need no weights
+    assert page.count("has its weights here") == 5  # recon, samples, digits, latent3d, manifold
+    runs = list(csv.DictReader(io.StringIO((index.parent / "runs.csv").read_text())))
+    assert {r["sweep"] for r in runs} == {bare.as_posix()}
+    index = build_report([sweep_dir, bare], tmp_path / "r2", data_dir, progress=False)
+    assert {p.stem for p in image_paths(index)} == {"curves", "recon", "samples", "digits", "latent3d", "manifold"}

@@ -406,9 +406,10 @@ def manifold(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path
     """Decoder means over a size x size grid of a 2-D latent, placed by the inverse
     Gaussian CDF of a regular grid on [0.05, 0.95]^2 (Kingma & Welling 2014, fig. 4).
     One PNG per matching run."""
-    chosen = [r for r in select_done(spec, runs) if (r.config.get("model") or {}).get("latent") == 2]
-    if not chosen:
+    two_d = [r for r in select_done(spec, runs) if (r.config.get("model") or {}).get("latent") == 2]
+    if not two_d:
         raise FigureSkipped("a manifold needs a finished run with a 2-D latent")
+    chosen = ctx.with_models(spec, two_d)
     size = int(spec.get("size", 20))
     out = []
     labels = run_labels(chosen, ctx.labels)
