@@ -13,8 +13,8 @@ Several sweep directories make one report over all their runs (the same experime
 parts, say some cells on a GPU and the rest on a laptop).  Runs are taken in the order the
 directories are given: a run id met again is skipped, and where two runs fall in one table
 cell, a finished run beats an unfinished one and otherwise the earlier directory wins (the
-table notes the runs it left out; runs.csv names every run's directory).  Figures drawn
-from the models then use only the runs the tables show.
+table notes the runs it left out; runs.csv names every run's directory).  The figures
+then show only the runs the tables show.
 """
 
 from __future__ import annotations
@@ -119,10 +119,12 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
                 section.tables.append((table, md, cs))
             references = {cell.run.id: cell.reference for table, _, _ in section.tables
                           for cell in table.cells.values() if cell.run is not None and cell.reference is not None}
-            shown = {cell.run.id for table, _, _ in section.tables for cell in table.cells.values()
-                     if cell.run is not None}
+            if len(sweep_dirs) > 1 and section.tables:  # figures show the tables' runs, no other sweep's
+                shown = {cell.run.id for table, _, _ in section.tables for cell in table.cells.values()
+                         if cell.run is not None}
+                runs = [r for r in runs if r.id in shown]
             ctx = Context(sweep_dirs[0], fig_dir, data_dir, labels, runs=loaded_runs, references=references,
-                          run_dirs=run_dirs, shown=shown if len(sweep_dirs) > 1 and section.tables else None)
+                          run_dirs=run_dirs)
             for fspec in report.get("figures") or []:
                 chosen = [r for r in runs if matches(r.config, fspec.get("select"))]
                 entry = FigureEntry(fspec["name"], " ".join(str(fspec.get("caption", "")).split()),

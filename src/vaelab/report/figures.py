@@ -58,23 +58,17 @@ class Context:
     references: dict[str, float] = field(default_factory=dict)
     # Where each run's directory is, when the report spans several sweeps (else sweep_dir/runs).
     run_dirs: dict[str, Path] = field(default_factory=dict)
-    # In a report over several sweeps, the runs the experiment's tables show (None: any run):
-    # a figure drawn from the models then uses only these, so that a picture never shows
-    # another sweep's run than the one behind the table's number.
-    shown: set[str] | None = None
-
     def run_path(self, run: RunRow) -> Path:
         return self.run_dirs.get(run.id) or run_path(self.sweep_dir, run.id)
 
     def with_models(self, spec: Mapping[str, Any], runs: Sequence[RunRow]) -> list[RunRow]:
-        """The finished runs a figure that draws from the models can use: those (of the
-        tables' runs, see ``shown``) whose weights are here; a sweep may come back without
-        them, e.g. from a GPU machine."""
-        done = [r for r in select_done(spec, runs) if self.shown is None or r.id in self.shown]
+        """The finished runs a figure that draws from the models can use: those whose
+        weights are here (a sweep may come back without them, e.g. from a GPU machine)."""
+        done = select_done(spec, runs)
         chosen = [r for r in done if list_checkpoints(RunDir(self.run_path(r)).ckpt_dir)]
         if not chosen:
             raise FigureSkipped(f"none of the {len(done)} finished runs it needs has its weights here "
-                                f"({', '.join(r.id for r in done) or 'none shown in the tables'})")
+                                f"({', '.join(r.id for r in done)})")
         return chosen
 
     def trained(self, run: RunRow) -> TrainedRun:
