@@ -89,7 +89,11 @@ def test_shipped_experiments_use_the_study_procedure():
     assert {r.config.select.values for r in frey.runs} == {LRS}
     assert {r.config.select.epochs for r in frey.runs} == {50}
     table1 = load_experiment("table1", "paper")
-    assert {r.config.name for r in table1.runs if r.config.select} == {"vae"}
+    stages = {r.config.name: r.config.select for r in table1.runs if r.config.select}
+    assert set(stages) == {"vae", "cvae"}  # the rows whose rate the study states only as a procedure
+    assert stages["vae"].values == LRS and stages["vae"].key == "optim.lr"
+    assert stages["cvae"].values == (0.01, 0.003, 0.001)  # sec. 4.2.1's range, around its two choices
+    assert {s.epochs for s in stages.values()} == {50}  # the study's "approximately 50"
 
 
 def test_a_real_stage_trains_each_candidate_then_the_run(tmp_path, data_dir):
