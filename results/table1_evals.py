@@ -14,6 +14,9 @@ import json
 import sys
 from pathlib import Path
 
+from vaelab.runs import RunDir, read_metrics, run_path
+from vaelab.train.select import RECORD as SELECT_RECORD
+
 
 def main(report: Path) -> None:
     sweeps = {r["run_id"]: Path(r["sweep"]) for r in csv.DictReader(open(report / "runs.csv"))}
@@ -23,13 +26,12 @@ def main(report: Path) -> None:
     for cell in csv.DictReader(open(report / "table1.csv")):
         if cell["status"] != "done":
             continue
-        run = sweeps[cell["run_id"]] / "runs" / cell["run_id"]
+        run = RunDir(run_path(sweeps[cell["run_id"]], cell["run_id"]))
         record = {"run_id": cell["run_id"], "sweep": sweeps[cell["run_id"]].as_posix(),
-                  "eval": json.loads((run / "eval.json").read_text()),
-                  "config": json.loads((run / "config.json").read_text())["config"]}
-        if (run / "select.json").exists():
-            record["select"] = json.loads((run / "select.json").read_text())
-        curve = [json.loads(line) for line in open(run / "metrics.jsonl")]
+                  "eval": json.loads(run.eval_file.read_text()), "config": run.read_raw()["config"]}
+        if (run.path / SELECT_RECORD).exists():
+            record["select"] = json.loads((run.path / SELECT_RECORD).read_text())
+        curve = read_metrics(run.path)
         record["curve"] = {key: [row.get(key) for row in curve]
                            for key in ("epoch", "valid_elbo", "train_elbo", "seconds")}
         name = f"{cell['row']}-z{cell['column']}.json"

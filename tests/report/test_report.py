@@ -304,3 +304,14 @@ def test_a_sweep_without_weights_listed_first_skips_the_model_figures(report_swe
     assert {r["sweep"] for r in runs} == {bare.as_posix()}
     index = build_report([sweep_dir, bare], tmp_path / "r2", data_dir, progress=False)
     assert {p.stem for p in image_paths(index)} == {"curves", "recon", "samples", "digits", "latent3d", "manifold"}
+
+
+def test_a_missing_sweep_writes_nothing(tmp_path, data_dir, capsys):
+    """One of several sweeps has no store: one line naming it, exit 2, no report directory."""
+    good = _store_with(tmp_path / "good", {"a": ("vae", 3, -130.0)})
+    out = tmp_path / "report"
+    assert main(["report", "--sweep", str(good), "--sweep", str(tmp_path / "nope"), "--out", str(out),
+                 "--quiet", "--data-dir", str(data_dir)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and str(tmp_path / "nope") in err
+    assert not out.exists()

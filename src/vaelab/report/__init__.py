@@ -28,7 +28,7 @@ from pathlib import Path
 
 from .. import __version__
 from ..io import atomic_write_text
-from ..runs import report_path, run_label, run_path, store_path
+from ..runs import report_path, run_label, store_path
 from ..store import RunRow, Store
 from .figures import Context, FigureSkipped, draw
 from .html import FigureEntry, Section, render
@@ -38,7 +38,7 @@ from .tables import build_table, protocol_text, to_csv, to_markdown
 __all__ = ["build_report", "validate_report_spec"]
 
 
-def _runs_csv(experiments: Sequence[tuple[str, Sequence[RunRow]]], run_dirs: dict[str, Path]) -> str:
+def _runs_csv(experiments: Sequence[tuple[str, Sequence[RunRow]]], sweep_of: dict[str, Path]) -> str:
     buf = io.StringIO()
     fields = ["experiment", "run_id", "name", "dataset", "latent", "status", "elbo", "log_likelihood", "k",
               "test_images", "epochs", "train_seconds", "eval_seconds", "wall_seconds", "attempts", "error", "sweep"]
@@ -53,23 +53,23 @@ def _runs_csv(experiments: Sequence[tuple[str, Sequence[RunRow]]], run_dirs: dic
                         "k": m.get("k", ""), "test_images": m.get("n", ""), "epochs": r.epochs or "",
                         "train_seconds": r.train_seconds or "", "eval_seconds": r.eval_seconds or "",
                         "wall_seconds": r.wall_seconds or "", "attempts": r.attempts, "error": r.error or "",
-                        "sweep": run_dirs[r.id].parent.parent.as_posix()})
+                        "sweep": sweep_of[r.id].as_posix()})
     return buf.getvalue()
 
 
 def _gather(stores: Sequence[tuple[Path, Store]]) -> tuple[list[tuple[dict, list[RunRow]]], dict[str, Path]]:
     """Each experiment (its spec from the first store that holds it) with the runs of every
-    store, first store first; and each run's directory."""
+    store, first store first; and the sweep directory each run is taken from."""
     experiments: dict[str, tuple[dict, list[RunRow]]] = {}
-    run_dirs: dict[str, Path] = {}
+    sweep_of: dict[str, Path] = {}
     for sweep_dir, store in stores:
         for exp in store.experiments():
             _, runs = experiments.setdefault(exp["name"], (exp, []))
             for r in store.experiment_runs(exp["name"]):
-                if r.id not in run_dirs:
-                    run_dirs[r.id] = run_path(sweep_dir, r.id)
+                if r.id not in sweep_of:
+                    sweep_of[r.id] = sweep_dir
                     runs.append(r)
-    return list(experiments.values()), run_dirs
+    return list(experiments.values()), sweep_of
 
 
 def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Path | None = None,
@@ -80,6 +80,14 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
     sweep_dirs = [Path(sweep_dir)] if isinstance(sweep_dir, (str, Path)) else [Path(d) for d in sweep_dir]
     if not sweep_dirs:
         raise ValueError("build_report needs at least one sweep directory")
+    stores: list[tuple[Path, Store]] = []
+    try:  # every store opens before anything is written
+        for d in sweep_dirs:
+            stores.append((d, Store(store_path(d), create=False)))
+    except BaseException:
+        for _, store in stores:
+            store.close()
+        raise
     out = Path(out_dir) if out_dir is not None else report_path(sweep_dirs[0])
     fig_dir = out / "figures"
     fig_dir.mkdir(parents=True, exist_ok=True)
@@ -92,11 +100,8 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
         if progress:
             print(msg, file=sys.stderr, flush=True)
 
-    stores: list[tuple[Path, Store]] = []
     try:
-        for d in sweep_dirs:
-            stores.append((d, Store(store_path(d), create=False)))
-        experiments, run_dirs = _gather(stores)
+        experiments, sweep_of = _gather(stores)
         for exp, runs in experiments:
             spec = exp["spec"]
             report = spec.get("report") or {}
@@ -124,7 +129,7 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
                          if cell.run is not None}
                 runs = [r for r in runs if r.id in shown]
             ctx = Context(sweep_dirs[0], fig_dir, data_dir, labels, runs=loaded_runs, references=references,
-                          run_dirs=run_dirs)
+                          sweep_of=sweep_of)
             for fspec in report.get("figures") or []:
                 chosen = [r for r in runs if matches(r.config, fspec.get("select"))]
                 entry = FigureEntry(fspec["name"], " ".join(str(fspec.get("caption", "")).split()),
@@ -139,7 +144,7 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
                     say(f"report: {exp['name']}: figure {fspec['name']} not drawn: {why}")
                 section.figures.append(entry)
             sections.append(section)
-        atomic_write_text(out / "runs.csv", _runs_csv([(exp["name"], runs) for exp, runs in experiments], run_dirs))
+        atomic_write_text(out / "runs.csv", _runs_csv([(exp["name"], runs) for exp, runs in experiments], sweep_of))
     finally:
         for _, store in stores:
             store.close()

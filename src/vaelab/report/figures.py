@@ -56,10 +56,11 @@ class Context:
     datasets: dict[DataConfig, Dataset] = field(default_factory=dict)
     # A run's published number from the experiment's tables (run id -> value), for figures.
     references: dict[str, float] = field(default_factory=dict)
-    # Where each run's directory is, when the report spans several sweeps (else sweep_dir/runs).
-    run_dirs: dict[str, Path] = field(default_factory=dict)
+    # The sweep each run comes from, when the report spans several (else sweep_dir).
+    sweep_of: dict[str, Path] = field(default_factory=dict)
+
     def run_path(self, run: RunRow) -> Path:
-        return self.run_dirs.get(run.id) or run_path(self.sweep_dir, run.id)
+        return run_path(self.sweep_of.get(run.id, self.sweep_dir), run.id)
 
     def with_models(self, spec: Mapping[str, Any], runs: Sequence[RunRow]) -> list[RunRow]:
         """The finished runs a figure that draws from the models can use: those whose
