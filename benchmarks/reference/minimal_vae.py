@@ -100,6 +100,25 @@ class MLPVAE(GaussVAE):
         return log_bernoulli(x, self.dec(z))
 
 
+class CondMLPVAE(MLPVAE):
+    """Conditional VAE (Sohn et al. 2015): the one-hot label y is concatenated to the encoder's
+    input and to the decoder's z; the prior N(0, I) does not see y, so the bound is on
+    log p(x | y). Rows carry [x, y] (784 + 10 columns), so the training loop is unchanged."""
+
+    def __init__(self, hidden, latent, act, x_mean, classes=10, dim=784):
+        super().__init__(hidden, latent, act, x_mean[:, :dim], dim)
+        self.dim = dim
+        self.enc = mlp([dim + classes] + hidden + [2 * latent], act)
+        self.dec = mlp([latent + classes] + hidden[::-1] + [dim], act)
+        glorot_init(self)
+        with torch.no_grad():
+            self.dec[-1].bias.copy_(logit_mean(x_mean[:, :dim]))
+
+    def log_px(self, xy, z):
+        x, y = xy[..., :self.dim], xy[..., self.dim:]
+        return log_bernoulli(x, self.dec(torch.cat([z, y.expand(z.shape[:-1] + y.shape[-1:])], -1)))
+
+
 class ConvVAE(GaussVAE):
     def __init__(self, latent, x_mean):
         super().__init__()
@@ -179,17 +198,24 @@ def load_data(args):
         perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(FREY_SPLIT_SEED))
         return x[perm[:1769]], x[perm[1769:]]
     with gzip.open(MNIST) as f:
-        (trx, _), _, (tex, _) = pickle.load(f, encoding='latin1')
+        (trx, try_), _, (tex, tey) = pickle.load(f, encoding='latin1')
     trx, tex = torch.from_numpy(trx), torch.from_numpy(tex)
     if args.binarize == 'seed-paper':
-        return (trx > 0).float(), (tex > 0).float()
-    g = torch.Generator().manual_seed(TEST_BINARIZE_SEED)
-    return trx, torch.bernoulli(tex, generator=g)
+        trx, tex = (trx > 0).float(), (tex > 0).float()
+    else:
+        g = torch.Generator().manual_seed(TEST_BINARIZE_SEED)
+        tex = torch.bernoulli(tex, generator=g)
+    if args.cond:   # one-hot labels as 10 extra 0/1 columns (a Bernoulli draw leaves them as they are)
+        trx = torch.cat([trx, F.one_hot(torch.from_numpy(try_).long(), 10).float()], 1)
+        tex = torch.cat([tex, F.one_hot(torch.from_numpy(tey).long(), 10).float()], 1)
+    return trx, tex
 
 
 def build_model(args, x_mean):
     if args.model == 'mlp':
         act = {'tanh': nn.Tanh, 'relu': nn.ReLU}[args.act]
+        if args.cond:
+            return CondMLPVAE([int(h) for h in args.hidden.split(',')], args.latent, act, x_mean)
         return MLPVAE([int(h) for h in args.hidden.split(',')], args.latent, act, x_mean)
     if args.model == 'hvae':
         return HVAE(x_mean)
@@ -227,6 +253,8 @@ def main():
     p.add_argument('--hidden', default='200,200')
     p.add_argument('--act', choices=['tanh', 'relu'], default='tanh')
     p.add_argument('--latent', type=int, default=50)
+    p.add_argument('--cond', action='store_true',
+                   help='mlp only: condition encoder and decoder on the one-hot label (CVAE; bounds log p(x | y))')
     p.add_argument('--objective', choices=['elbo', 'iwae'], default='elbo')
     p.add_argument('--k-train', type=int, default=1)
     p.add_argument('--epochs', type=int, default=5)
@@ -241,6 +269,8 @@ def main():
     p.add_argument('--test-limit', type=int, default=2000, help='evaluate on the first N test images (0 = all)')
     p.add_argument('--seed', type=int, default=0)
     args = p.parse_args()
+    if args.cond and args.model != 'mlp':
+        p.error('--cond applies to --model mlp only')
     torch.set_num_threads(1)
     torch.manual_seed(args.seed)
     t0 = time.time()

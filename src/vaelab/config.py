@@ -105,6 +105,16 @@ def auto_init(arch: str, activation: str) -> str:
     return "he" if activation in RELU_LIKE else "glorot"
 
 
+KL_ESTIMATORS = ("sampled", "analytic", "auto")  # ObjectiveConfig.kl
+
+
+def closed_form_kl(model: "ModelConfig", objective: "ObjectiveConfig") -> bool:
+    """Whether the ELBO's KL has a closed form here: one stochastic layer with the normal
+    prior, trained on the ELBO (the IWAE bound is a mean of log w, the VampPrior is a
+    mixture, the two-layer model's KL is over a conditional chain)."""
+    return objective.name == "elbo" and model.kind != "hierarchical" and model.prior == "normal"
+
+
 @dataclass(frozen=True)
 class ObjectiveConfig:
     name: str = "elbo"  # OBJECTIVES registry: elbo | iwae
@@ -113,9 +123,21 @@ class ObjectiveConfig:
     warmup_epochs: int = 0  # linear KL warm-up from 0 to beta over this many epochs
     noise: str = "none"  # NOISES registry: none | salt-pepper | gaussian (denoising VAE)
     noise_level: float = 0.0  # salt-and-pepper probability, or Gaussian std
+    # The ELBO's KL term: "sampled" = log q(z|x) - log p(z) at the k samples (the mean of
+    # log w, Burda et al.'s k = 1 VAE), "analytic" = KL(q || N(0, I)) in closed form (Kingma &
+    # Welling's estimator B, eq. 10; one-layer models with the normal prior, refused
+    # elsewhere), "auto" = analytic where it exists, else sampled (resolved when the RunConfig
+    # is built, so a run's config names the estimator).  Same expectation; the closed form has
+    # no sampling noise in the KL's gradient (measured: results/README.md).
+    kl: str = "sampled"
 
     def __post_init__(self) -> None:
         _positive("objective", self, "k")
+        if self.kl not in KL_ESTIMATORS:
+            _fail("objective", "kl", f"must be one of {', '.join(KL_ESTIMATORS)}, got {self.kl!r}")
+        if self.kl == "analytic" and self.name != "elbo":
+            _fail("objective", "kl", f"'analytic' is for the ELBO; the {self.name!r} bound is a mean of log w, "
+                                     "use kl: auto or sampled")
         if not self.beta >= 0:
             _fail("objective", "beta", f"must be >= 0, got {self.beta!r}")
         if self.warmup_epochs < 0:
@@ -241,6 +263,13 @@ class RunConfig:
     select: SelectConfig | None = None  # a selection stage (absent from to_dict when None)
 
     def __post_init__(self) -> None:
+        if self.objective.kl == "auto":  # resolved here so the saved config names the estimator
+            kl = "analytic" if closed_form_kl(self.model, self.objective) else "sampled"
+            object.__setattr__(self, "objective", dataclasses.replace(self.objective, kl=kl))
+        if self.objective.kl == "analytic" and not closed_form_kl(self.model, self.objective):
+            _fail("objective", "kl", "'analytic' needs a closed-form KL: a one-layer model (vae, cvae) with "
+                                     f"the normal prior, not kind {self.model.kind!r} with prior {self.model.prior!r}; "
+                                     "use kl: auto or sampled")
         if self.select is not None:  # every candidate must make a valid config
             for value in self.select.values:
                 self.replace(**{self.select.key: value, "select": None})
@@ -250,6 +279,7 @@ class RunConfig:
     QUIET_DEFAULTS: ClassVar[dict[str, Any]] = {
         "select": None,  # no selection stage
         "train.cuda_graph": True,  # CUDA graphs on a GPU (inert on the CPU)
+        "objective.kl": "sampled",  # the ELBO's KL at the samples
     }
 
     def to_dict(self) -> dict[str, Any]:

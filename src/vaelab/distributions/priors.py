@@ -30,6 +30,10 @@ class Prior(nn.Module):
         """-> (n, Z)."""
         raise NotImplementedError
 
+    def kl_closed_form(self, q: DiagonalGaussian) -> torch.Tensor | None:
+        """KL(q || p) per example, (...), if it has a closed form; else None."""
+        return None
+
 
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I)."""
@@ -47,3 +51,6 @@ class StandardNormalPrior(Prior):
 
     def sample(self, n: int, encoder: Encoder | None = None) -> torch.Tensor:
         return torch.randn(n, self.latent, device=self._anchor.device, dtype=self._anchor.dtype)
+
+    def kl_closed_form(self, q: DiagonalGaussian) -> torch.Tensor:
+        return q.kl_standard_normal()

@@ -31,6 +31,9 @@ class LogWeights:
     log_px_z: torch.Tensor
     log_pz: torch.Tensor
     log_qz_x: torch.Tensor
+    # KL(q(z|x) || p(z)) in closed form, (B,), where the prior has one (the standard
+    # normal); None otherwise.  The ELBO with ``objective.kl: analytic`` uses it.
+    kl_closed_form: torch.Tensor | None = None
 
     @property
     def log_w(self) -> torch.Tensor:
@@ -120,6 +123,7 @@ class VAE(nn.Module):
             log_px_z=self.likelihood.log_prob(params, x),
             log_pz=self.prior.log_prob(z, self.prior_encoder),
             log_qz_x=q.log_prob(z),
+            kl_closed_form=self.prior.kl_closed_form(q),
         )
 
     def forward(self, x: torch.Tensor, k: int = 1, y: torch.Tensor | None = None,

@@ -1,7 +1,8 @@
 """The ELBO and the beta-ELBO.
 
 ELBO (Kingma & Welling 2014, eq. 3): E_q[log p(x|z)] - KL(q(z|x) || p(z)), estimated with
-``k`` reparameterised samples as the mean of log w.  beta-VAE (Higgins et al. 2017,
+``k`` reparameterised samples as the mean of log w, or (``kl: analytic``) as the mean of
+log p(x|z) minus the KL in closed form (K&W's estimator B, eq. 10).  beta-VAE (Higgins et al. 2017,
 eq. 4) weights the KL by beta; beta may ramp linearly from 0 over ``warmup_epochs``
 (Bowman et al. 2016; Sonderby et al. 2016).  With beta = 1 and no warm-up the objective
 *is* the ELBO.
@@ -23,7 +24,10 @@ class ELBO(Objective):
     def __call__(self, model, x, y=None, progress: float = 1.0) -> dict[str, torch.Tensor]:
         lw = model.log_weights(x, self.cfg.k, y, x_in=self.encoder_input(x))  # (k, B) terms
         recon = lw.log_px_z.mean(0)  # (B,)
-        kl = lw.kl.mean(0)  # (B,)
+        # "analytic": RunConfig admits it only where the closed form exists; "auto" (resolved
+        # by RunConfig, seen here only when an ObjectiveConfig is used on its own): where it does.
+        closed = self.cfg.kl in ("analytic", "auto") and lw.kl_closed_form is not None
+        kl = lw.kl_closed_form if closed else lw.kl.mean(0)  # (B,)
         beta = self.beta_at(progress)
         objective = recon - kl if beta == 1.0 else recon - beta * kl
         return {"objective": objective, "elbo": recon - kl, "recon": recon, "kl": kl}
