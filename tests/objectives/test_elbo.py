@@ -9,7 +9,9 @@ import math
 import pytest
 import torch
 
-from vaelab.config import ModelConfig, ObjectiveConfig, RunConfig
+from vaelab.config import ModelConfig, ObjectiveConfig, RunConfig, load_config
+from vaelab.distributions import DiagonalGaussian
+from vaelab.distributions.priors import StandardNormalPrior
 from vaelab.errors import ConfigError
 from vaelab.models import DataInfo, build_model
 from vaelab.objectives import build_objective
@@ -51,8 +53,6 @@ def test_closed_form_gradient_is_noise_free_at_the_prior():
     # has gradient z with respect to mu (unit variance per dimension).
     mean = torch.zeros(1, 200, requires_grad=True)
     logvar = torch.zeros(1, 200, requires_grad=True)
-    from vaelab.distributions import DiagonalGaussian
-    from vaelab.distributions.priors import StandardNormalPrior
     q, p = DiagonalGaussian(mean, logvar), StandardNormalPrior(None, 200, 16)
     assert torch.autograd.grad(p.kl_closed_form(q).sum(), mean)[0].abs().max() == 0
     torch.manual_seed(0)
@@ -92,8 +92,15 @@ def test_auto_resolves_to_the_closed_form_where_it_exists(model, objective, reso
 
 
 def test_a_preset_with_auto_composes_with_parts_that_have_no_closed_form():
-    from vaelab.config import load_config
     assert load_config(preset="vae-tuned").objective.kl == "analytic"
     iwae = load_config(preset="vae-cnn", overrides={"objective.name": "iwae", "objective.k": 5})
     assert iwae.objective.kl == "sampled"
     assert load_config(preset="cvae", overrides={"model.prior": "vamp"}).objective.kl == "sampled"
+
+
+def test_analytic_on_its_own_is_refused_by_a_model_without_a_closed_form():
+    # RunConfig refuses the pairing up front; an ObjectiveConfig used directly must not
+    # silently fall back to the KL at the sample.
+    model, x = model_and_data(prior="vamp", pseudo_inputs=20)
+    with pytest.raises(ConfigError, match="closed-form KL"):
+        build_objective(ObjectiveConfig(kl="analytic"))(model, x)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from ..errors import ConfigError
 from .base import Objective
 
 
@@ -24,9 +25,12 @@ class ELBO(Objective):
     def __call__(self, model, x, y=None, progress: float = 1.0) -> dict[str, torch.Tensor]:
         lw = model.log_weights(x, self.cfg.k, y, x_in=self.encoder_input(x))  # (k, B) terms
         recon = lw.log_px_z.mean(0)  # (B,)
-        # "analytic": RunConfig admits it only where the closed form exists; "auto" (resolved
-        # by RunConfig, seen here only when an ObjectiveConfig is used on its own): where it does.
-        closed = self.cfg.kl in ("analytic", "auto") and lw.kl_closed_form is not None
+        # RunConfig admits "analytic" only where the closed form exists and resolves "auto";
+        # an ObjectiveConfig used on its own meets both here.
+        if self.cfg.kl == "analytic" and lw.kl_closed_form is None:
+            raise ConfigError("objective.kl: 'analytic' needs a closed-form KL (one stochastic layer, the normal "
+                              "prior), which this model has not; use kl: auto or sampled")
+        closed = self.cfg.kl != "sampled" and lw.kl_closed_form is not None
         kl = lw.kl_closed_form if closed else lw.kl.mean(0)  # (B,)
         beta = self.beta_at(progress)
         objective = recon - kl if beta == 1.0 else recon - beta * kl
