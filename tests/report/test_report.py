@@ -81,6 +81,31 @@ def test_table_cells_reference_and_differences(synthetic):
     assert cell["iwae", "5"]["status"] == "missing" and cell["iwae", "5"]["reference"] == ""
 
 
+def test_a_row_whose_cells_differ_in_protocol_says_so(tmp_path):
+    """Cells of one row from runs of two protocols (a KL estimator changed between sweeps, a
+    cell cut short) get one note per key, naming the cells; an older config without the key
+    reads as the value its absence means (RunConfig.QUIET_DEFAULTS: the KL at the sample)."""
+    store = Store(tmp_path / "store.sqlite")
+    old = _cfg("vae", 3)  # before objective.kl existed
+    new = {**_cfg("vae", 5), "objective": {"kl": "analytic"}}
+    short = {**_cfg("vae", 10), "train": {"epochs": 2}}
+    same = [_cfg("cvae", z) for z in (3, 5)]
+    runs = [("a", "vae", old), ("b", "vae", new), ("c", "vae", short), ("d", "cvae", same[0]),
+            ("e", "cvae", same[1]), ("f", "cvae", {**_cfg("cvae", 10), "objective": {"kl": "analytic"}})]
+    store.add_experiment("e", "quick", {}, runs)
+    for rid in "abcde":  # f never finishes: an unfinished cell is not a difference
+        assert store.claim_id(rid, "o", "w")
+        store.finish(rid, {"elbo": -100.0, "k": 10, "n": 500}, epochs=3, train_seconds=1.0, eval_seconds=1.0)
+    rows = store.experiment_runs("e")
+    store.close()
+    table = build_table(SPEC, rows, {"vae": "VAE", "cvae": "CVAE"}, "quick")
+    flagged = [n for n in table.notes if n.startswith(("VAE:", "CVAE:"))]
+    assert flagged == ["VAE: objective.kl analytic at 5; sampled at 3, 10",
+                       "VAE: train.epochs 2 at 10; 3 at 3, 5"]
+    only_kl = build_table({**SPEC, "flag_keys": ["objective.kl"]}, rows, {"vae": "VAE"})
+    assert [n for n in only_kl.notes if n.startswith("VAE:")] == ["VAE: objective.kl analytic at 5; sampled at 3, 10"]
+
+
 def test_select_matching():
     cfg = _cfg("vae", 3)
     assert matches(cfg, {"model.latent": 3, "name": ["vae", "cvae"]})
@@ -209,6 +234,16 @@ def test_reference_spec_is_checked(bad, match):
     spec = {**SPEC, "reference": {**SPEC["reference"], **bad}}
     with pytest.raises(ConfigError, match=match):
         validate_report_spec({"tables": [spec]})
+
+
+@pytest.mark.parametrize("flags", ["objective.kl", [1], {"objective.kl": True}])
+def test_flag_keys_must_be_a_list_of_keys(flags):
+    from vaelab.errors import ConfigError
+    from vaelab.report.spec import validate_report_spec
+
+    validate_report_spec({"tables": [{**SPEC, "flag_keys": ["objective.kl"]}]})
+    with pytest.raises(ConfigError, match="flag_keys"):
+        validate_report_spec({"tables": [{**SPEC, "flag_keys": flags}]})
 
 
 @pytest.mark.parametrize("n, shape", [(30, (5, 6)), (64, (8, 8)), (10, (2, 5)), (16, (4, 4)), (7, (3, 3))])

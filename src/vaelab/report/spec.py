@@ -86,9 +86,13 @@ def validate_report_spec(report: Any, path: str | Path = "experiment") -> None:
         where = f"tables[{i}]"
         if not isinstance(table, Mapping):
             _fail(path, where, f"expected a mapping, got {table!r}")
-        extra = set(table) - {"name", "title", "rows", "columns", "reference"}
+        extra = set(table) - {"name", "title", "rows", "columns", "reference", "flag_keys"}
         if extra:
-            _fail(path, where, f"unknown key(s) {sorted(extra)}; known: name, title, rows, columns, reference")
+            _fail(path, where, f"unknown key(s) {sorted(extra)}; known: name, title, rows, columns, reference, "
+                               "flag_keys")
+        flags = table.get("flag_keys", [])
+        if not isinstance(flags, list) or not all(isinstance(k, str) for k in flags):
+            _fail(path, f"{where}.flag_keys", f"expected a list of dotted config keys, got {flags!r}")
         _check_name(path, where, table.get("name"))
         if table["name"] in names:
             _fail(path, where, f"name {table['name']!r} used twice")

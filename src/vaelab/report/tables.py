@@ -14,8 +14,15 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
+from ..config import RunConfig
 from ..store import RunRow
 from .spec import lookup
+
+# Config keys that change what a cell's model learns or how long it trained, yet may differ
+# between the cells of one row when its runs come from several sweeps or code versions; the
+# table notes every row whose shown cells differ in one (a table spec may list its own as
+# ``flag_keys``).
+FLAG_KEYS = ("objective.kl", "model.init", "train.epochs")
 
 
 @dataclass
@@ -179,6 +186,36 @@ def protocol_mismatches(runs: Sequence[RunRow], reference: Mapping[str, Any] | N
     return out
 
 
+def _flag_value(config: Mapping[str, Any], key: str) -> str:
+    """A config value for the notes; a key absent from an older run's config reads as the
+    value its absence means (RunConfig.QUIET_DEFAULTS), else 'unset'."""
+    v = lookup(config, key)
+    if v is None:
+        v = RunConfig.QUIET_DEFAULTS.get(key, "unset")
+    return str(v)
+
+
+def row_differences(cells: Mapping[tuple[Any, Any], Cell], rows: Sequence[Any], cols: Sequence[Any],
+                    row_labels: Mapping[Any, str], col_labels: Mapping[Any, str],
+                    keys: Sequence[str]) -> list[str]:
+    """One note per row and key whose finished cells differ in that key's value, e.g.
+    "VAE tuned: objective.kl analytic at 200; sampled at 3, 5, 10, 20", so that a row mixing
+    runs of two protocols says so next to the numbers."""
+    notes = []
+    for r in rows:
+        done = [(c, cells[(r, c)].run) for c in cols
+                if (r, c) in cells and cells[(r, c)].run is not None and cells[(r, c)].run.status == "done"]
+        for key in keys:
+            by_value: dict[str, list[str]] = {}
+            for c, run in done:
+                by_value.setdefault(_flag_value(run.config, key), []).append(str(col_labels.get(c, c)))
+            if len(by_value) > 1:
+                groups = sorted(by_value.items(), key=lambda kv: len(kv[1]))  # the exceptions first
+                notes.append(f"{row_labels.get(r, r)}: {key} " +
+                             "; ".join(f"{v} at {', '.join(where)}" for v, where in groups))
+    return notes
+
+
 def build_table(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping[str, str] | None = None,
                 effort: str | None = None) -> Table:
     labels = dict(labels or {})
@@ -213,6 +250,7 @@ def build_table(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping
         for c in cols:
             cell = cells.setdefault((r, c), Cell(r, c))
             cell.reference = ref_values.get(r, {}).get(c)
+    notes += row_differences(cells, rows, cols, row_labels, col_labels, spec.get("flag_keys", FLAG_KEYS))
     chosen = [(row_labels.get(r, r), col_labels.get(c, c), cell.metrics["selected"])
               for (r, c), cell in cells.items() if cell.metrics.get("selected")]
     if chosen:  # a selection stage ran before these runs (RunConfig.select)
