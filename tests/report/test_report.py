@@ -100,10 +100,10 @@ def test_a_row_whose_cells_differ_in_protocol_says_so(tmp_path):
     store.close()
     table = build_table(SPEC, rows, {"vae": "VAE", "cvae": "CVAE"}, "quick")
     flagged = [n for n in table.notes if n.startswith(("VAE:", "CVAE:"))]
-    assert flagged == ["VAE: objective.kl analytic at 5; sampled at 3, 10",
-                       "VAE: train.epochs 2 at 10; 3 at 3, 5"]
+    assert flagged == ["VAE: objective.kl analytic at N_z 5; sampled at N_z 3, 10",
+                       "VAE: train.epochs 2 at N_z 10; 3 at N_z 3, 5"]
     only_kl = build_table({**SPEC, "flag_keys": ["objective.kl"]}, rows, {"vae": "VAE"})
-    assert [n for n in only_kl.notes if n.startswith("VAE:")] == ["VAE: objective.kl analytic at 5; sampled at 3, 10"]
+    assert [n for n in only_kl.notes if n.startswith("VAE:")] == ["VAE: objective.kl analytic at N_z 5; sampled at N_z 3, 10"]
 
 
 def test_select_matching():

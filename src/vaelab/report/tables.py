@@ -197,9 +197,9 @@ def _flag_value(config: Mapping[str, Any], key: str) -> str:
 
 def row_differences(cells: Mapping[tuple[Any, Any], Cell], rows: Sequence[Any], cols: Sequence[Any],
                     row_labels: Mapping[Any, str], col_labels: Mapping[Any, str],
-                    keys: Sequence[str]) -> list[str]:
+                    keys: Sequence[str], column_title: str = "") -> list[str]:
     """One note per row and key whose finished cells differ in that key's value, e.g.
-    "VAE tuned: objective.kl analytic at 200; sampled at 3, 5, 10, 20", so that a row mixing
+    "VAE tuned: objective.kl analytic at N_z 200; sampled at N_z 3, 5, 10, 20", so that a row mixing
     runs of two protocols says so next to the numbers."""
     notes = []
     for r in rows:
@@ -211,8 +211,9 @@ def row_differences(cells: Mapping[tuple[Any, Any], Cell], rows: Sequence[Any], 
                 by_value.setdefault(_flag_value(run.config, key), []).append(str(col_labels.get(c, c)))
             if len(by_value) > 1:
                 groups = sorted(by_value.items(), key=lambda kv: len(kv[1]))  # the exceptions first
+                at = f"at {column_title} " if column_title else "at "
                 notes.append(f"{row_labels.get(r, r)}: {key} " +
-                             "; ".join(f"{v} at {', '.join(where)}" for v, where in groups))
+                             "; ".join(f"{v} {at}{', '.join(where)}" for v, where in groups))
     return notes
 
 
@@ -250,7 +251,8 @@ def build_table(spec: Mapping[str, Any], runs: Sequence[RunRow], labels: Mapping
         for c in cols:
             cell = cells.setdefault((r, c), Cell(r, c))
             cell.reference = ref_values.get(r, {}).get(c)
-    notes += row_differences(cells, rows, cols, row_labels, col_labels, spec.get("flag_keys", FLAG_KEYS))
+    notes += row_differences(cells, rows, cols, row_labels, col_labels, spec.get("flag_keys", FLAG_KEYS),
+                             spec["columns"].get("title", spec["columns"]["key"]))
     chosen = [(row_labels.get(r, r), col_labels.get(c, c), cell.metrics["selected"])
               for (r, c), cell in cells.items() if cell.metrics.get("selected")]
     if chosen:  # a selection stage ran before these runs (RunConfig.select)
