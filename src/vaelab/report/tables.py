@@ -202,16 +202,16 @@ def row_differences(cells: Mapping[tuple[Any, Any], Cell], rows: Sequence[Any], 
     "VAE tuned: objective.kl analytic at N_z 200; sampled at N_z 3, 5, 10, 20", so that a row mixing
     runs of two protocols says so next to the numbers."""
     notes = []
+    at = f"at {column_title} " if column_title else "at "
     for r in rows:
-        done = [(c, cells[(r, c)].run) for c in cols
-                if (r, c) in cells and cells[(r, c)].run is not None and cells[(r, c)].run.status == "done"]
+        done = [(c, cell.run) for c in cols
+                if (cell := cells.get((r, c))) is not None and cell.run is not None and cell.run.status == "done"]
         for key in keys:
             by_value: dict[str, list[str]] = {}
             for c, run in done:
                 by_value.setdefault(_flag_value(run.config, key), []).append(str(col_labels.get(c, c)))
             if len(by_value) > 1:
                 groups = sorted(by_value.items(), key=lambda kv: len(kv[1]))  # the exceptions first
-                at = f"at {column_title} " if column_title else "at "
                 notes.append(f"{row_labels.get(r, r)}: {key} " +
                              "; ".join(f"{v} {at}{', '.join(where)}" for v, where in groups))
     return notes
