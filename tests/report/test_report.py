@@ -341,6 +341,32 @@ def test_a_sweep_without_weights_listed_first_skips_the_model_figures(report_swe
     assert {p.stem for p in image_paths(index)} == {"curves", "recon", "samples", "digits", "latent3d", "manifold"}
 
 
+def test_figures_of_a_sweep_without_weights_come_from_its_own_report(report_sweep, tmp_path, data_dir):
+    """A sweep back from a GPU machine has no weights but the report drawn there: the model
+    figures are taken from that report, byte for byte, and say so; not when the image is
+    older than the runs it shows (drawn before they finished)."""
+    import os
+    import shutil
+
+    from vaelab.report import build_report
+
+    sweep_dir, _ = report_sweep
+    bare = tmp_path / "gpu"
+    shutil.copytree(sweep_dir, bare, ignore=shutil.ignore_patterns("checkpoints"))
+    index = build_report([bare], tmp_path / "r1", data_dir, progress=False)
+    model_figures = {"recon", "samples", "digits", "latent3d", "manifold"}
+    assert {p.stem for p in image_paths(index)} == {"curves"} | model_figures
+    for name in model_figures:
+        assert (index.parent / "figures" / f"{name}.png").read_bytes() == \
+            (bare / "report" / "figures" / f"{name}.png").read_bytes()
+    assert index.read_text().count("Drawn by the report of gpu") == len(model_figures)
+    old = (bare / "report" / "figures" / "recon.png")
+    os.utime(old, (1.0, 1.0))  # drawn before the runs finished: not theirs
+    index = build_report([bare], tmp_path / "r2", data_dir, progress=False)
+    assert {p.stem for p in image_paths(index)} == {"curves"} | model_figures - {"recon"}
+    assert "not drawn: none of the" in index.read_text()
+
+
 def test_a_missing_sweep_writes_nothing(tmp_path, data_dir, capsys):
     """One of several sweeps has no store: one line naming it, exit 2, no report directory."""
     good = _store_with(tmp_path / "good", {"a": ("vae", 3, -130.0)})

@@ -14,7 +14,9 @@ parts, say some cells on a GPU and the rest on a laptop).  Runs are taken in the
 directories are given: a run id met again is skipped, and where two runs fall in one table
 cell, a finished run beats an unfinished one and otherwise the earlier directory wins (the
 table notes the runs it left out; runs.csv names every run's directory).  The figures
-then show only the runs the tables show.
+then show only the runs the tables show.  A figure drawn from models whose weights stayed
+on the machine that trained them (a sweep back from a GPU machine) is taken from that
+sweep's own report when it shows exactly the same runs, and its caption says so.
 """
 
 from __future__ import annotations
@@ -138,7 +140,12 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
                     paths = draw(fspec, runs, ctx)
                     written.update(paths)
                     entry.paths = [p.relative_to(out).as_posix() for p in paths]
-                    say(f"report: {exp['name']}: drew {', '.join(entry.paths)}")
+                    home = ctx.drawn_by.get(f"{fspec['name']}.png")
+                    if home is not None:
+                        entry.source = (f"Drawn by the report of {home.name}, the sweep that trained these runs "
+                                        f"(their weights are not here).")
+                    say(f"report: {exp['name']}: {'took' if home else 'drew'} {', '.join(entry.paths)}"
+                        + (f" from {home}" if home else ""))
                 except FigureSkipped as why:
                     entry.skipped = str(why)
                     say(f"report: {exp['name']}: figure {fspec['name']} not drawn: {why}")

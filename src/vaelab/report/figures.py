@@ -31,8 +31,8 @@ from ..errors import VaelabError
 from ..evaluate.run import images
 from ..io import atomic_write_bytes
 from ..registry import Registry
-from ..runs import RunDir, TrainedRun, list_checkpoints, load_run, read_metrics, run_path
-from ..store import RunRow
+from ..runs import RunDir, TrainedRun, list_checkpoints, load_run, read_metrics, report_path, run_path, store_path
+from ..store import RunRow, Store
 from .grid import grid_shape, make_grid
 from .spec import lookup, matches
 
@@ -58,15 +58,20 @@ class Context:
     references: dict[str, float] = field(default_factory=dict)
     # The sweep each run comes from, when the report spans several (else sweep_dir).
     sweep_of: dict[str, Path] = field(default_factory=dict)
+    # Figure file name -> the sweep directory whose own report drew it (drawn_elsewhere).
+    drawn_by: dict[str, Path] = field(default_factory=dict)
 
     def run_path(self, run: RunRow) -> Path:
         return run_path(self.sweep_of.get(run.id, self.sweep_dir), run.id)
+
+    def has_weights(self, run: RunRow) -> bool:
+        return bool(list_checkpoints(RunDir(self.run_path(run)).ckpt_dir))
 
     def with_models(self, spec: Mapping[str, Any], runs: Sequence[RunRow]) -> list[RunRow]:
         """The finished runs a figure that draws from the models can use: those whose
         weights are here (a sweep may come back without them, e.g. from a GPU machine)."""
         done = select_done(spec, runs)
-        chosen = [r for r in done if list_checkpoints(RunDir(self.run_path(r)).ckpt_dir)]
+        chosen = [r for r in done if self.has_weights(r)]
         if not chosen:
             raise FigureSkipped(f"none of the {len(done)} finished runs it needs has its weights here "
                                 f"({', '.join(r.id for r in done)})")
@@ -450,11 +455,52 @@ FIGURES: Registry = Registry("figure kind", {
 })
 
 
+# The figure kinds drawn from trained models (their weights), not from stored numbers.
+FROM_MODELS = frozenset({"reconstructions", "samples", "class_samples", "latent_map", "manifold"})
+
+
+def drawn_elsewhere(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path] | None:
+    """The figure as the report of the sweep that trained its runs drew it, where some of
+    those runs' weights are not here (a GPU machine sends back a sweep without its weights,
+    but ``vaelab report`` ran there first).  Taken only when it shows exactly these runs:
+    they all come from that one sweep, they are every finished run of that sweep the
+    figure's ``select`` matches, and the image is newer than the last of them to finish.
+    Otherwise None, and the figure is drawn here from the weights that are here."""
+    try:
+        done = select_done(spec, runs)
+    except FigureSkipped:
+        return None
+    if all(ctx.has_weights(r) for r in done):
+        return None
+    homes = {ctx.sweep_of.get(r.id, ctx.sweep_dir) for r in done}
+    if len(homes) != 1:
+        return None
+    home = homes.pop()
+    drawn = report_path(home) / "figures" / path.name
+    if not drawn.is_file() or not store_path(home).is_file():
+        return None
+    with Store(store_path(home), create=False) as store:
+        theirs = [r for r in store.runs(status="done") if matches(r.config, spec.get("select"))]
+    if {r.id for r in theirs} != {r.id for r in done}:
+        return None
+    if drawn.stat().st_mtime < max((r.finished_at or math.inf) for r in theirs):
+        return None
+    atomic_write_bytes(path, drawn.read_bytes())
+    ctx.drawn_by[path.name] = home
+    return [path]
+
+
 def draw(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context) -> list[Path]:
     """Draw one figure of the experiment's report spec.  VaelabErrors (a run directory
-    that is gone, missing data) skip the figure with their message."""
+    that is gone, missing data) skip the figure with their message.  A figure from
+    models whose weights stayed where they trained is taken from that sweep's own report
+    when it shows the same runs (:func:`drawn_elsewhere`)."""
     fn: Callable = FIGURES.get(spec["kind"])
     path = ctx.out_dir / f"{spec['name']}.png"
+    if spec["kind"] in FROM_MODELS:
+        copied = drawn_elsewhere(spec, runs, ctx, path)
+        if copied:
+            return copied
     try:
         return fn(spec, runs, ctx, path)
     except VaelabError as err:

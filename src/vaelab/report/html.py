@@ -34,6 +34,7 @@ class FigureEntry:
     protocol: str
     paths: list[str] = field(default_factory=list)  # relative to the report directory
     skipped: str | None = None
+    source: str | None = None  # where it was drawn, when not by this report
 
 
 @dataclass
@@ -102,7 +103,8 @@ def render(title: str, sections: list[Section], meta: str) -> str:
                 continue
             for p in f.paths:
                 out.append(f"<figure><img src=\"{_e(p)}\" alt=\"{_e(f.name)}\">"
-                           f"<figcaption>{_e(f.caption)} <i>Protocol: {_e(f.protocol)}</i></figcaption></figure>")
+                           f"<figcaption>{_e(f.caption)} <i>Protocol: {_e(f.protocol)}</i>"
+                           + (f" {_e(f.source)}" if f.source else "") + "</figcaption></figure>")
         if s.failures:
             out.append("<h3>Failed runs</h3><ul>" + "".join(
                 f"<li><code>{_e(rid)}</code> {_e(label)}: {_e(err)}</li>" for rid, label, err in s.failures) + "</ul>")

@@ -351,7 +351,8 @@ def to_markdown(table: Table) -> str:
         ref = table.reference
         parts += [f"Reference: {ref.get('source', '')}. " + " ".join(str(ref.get("note", "")).split()), ""]
     parts += ["Cells: a number (± its standard error over test images, where stored), or the run's status "
-              "(queued, running, failed); – means no run.", ""]
+              "(queued; running: started and unfinished when its sweep last wrote the store, so also a run "
+              "stopped midway; failed); – means no run.", ""]
     parts += ["Notes:", ""] + [f"* {n}" for n in table.notes] if table.notes else []
     return "\n".join(parts).rstrip() + "\n"
 
