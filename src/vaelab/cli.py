@@ -6,7 +6,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
+import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -323,8 +325,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt
+
+
+def _stop_on_signals() -> dict[int, Any] | None:
+    """`kill -INT` and `kill -TERM` stop a command the way Ctrl-C does (KeyboardInterrupt, so
+    its own clean-up runs: a sweep puts its cut-off runs back in the queue and stops its
+    workers).  A process started in the background by a script inherits SIGINT ignored, and
+    Python keeps it so: without this, `kill -INT` would not reach it, and `kill -TERM` would
+    end it without the clean-up.  Returns the handlers to put back (None off the main thread,
+    where signals cannot be set)."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.signal(signal.SIGTERM, _interrupt)
+    return before
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    before = _stop_on_signals()
     try:
         return args.func(args)
     except VaelabError as err:
@@ -337,6 +359,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.close()
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    finally:
+        for sig, handler in (before or {}).items():
+            signal.signal(sig, handler)
 
 
 # What is safe and what to do after Ctrl-C, true for the command that was cut.

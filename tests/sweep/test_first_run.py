@@ -106,19 +106,27 @@ def test_experiment_names_cannot_escape_the_sweeps_folder(tmp_path, capsys, monk
 
 
 @pytest.mark.slow
-def test_ctrl_c_during_a_sweep_shuts_down_cleanly(write_experiment, tmp_path, data_dir):
+@pytest.mark.parametrize("how", ["ctrl-c", "kill-int-in-background", "kill-term"])
+def test_ctrl_c_during_a_sweep_shuts_down_cleanly(write_experiment, tmp_path, data_dir, how):
+    """Ctrl-C (SIGINT to the process group), `kill -INT` to a sweep a script started in the
+    background (which inherits SIGINT ignored), and `kill -TERM`: each stops the sweep the
+    same way, its cut-off runs back in the queue."""
     exp_file = write_experiment(
         runs="{sweep: {model.latent: [2, 3, 4]}}",
         smoke="{data.train_limit: 3000, data.test_limit: 100, train.epochs: 30, eval.k: 5}")
     out = tmp_path / "sweep"
     cmd = [sys.executable, "-m", "vaelab.cli", "sweep", str(exp_file), "--effort", "smoke", "--out", str(out),
            "--workers", "2", "--data-dir", str(data_dir)]
+    inherited = signal.SIG_IGN if how == "kill-int-in-background" else signal.SIG_DFL
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
-                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, inherited))
     deadline = time.monotonic() + 90
     while not list(out.glob("runs/*/metrics.jsonl")) and time.monotonic() < deadline:
         time.sleep(0.1)
-    os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    if how == "ctrl-c":
+        os.killpg(proc.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+    else:  # the sweep's own process only, as `kill` does
+        os.kill(proc.pid, signal.SIGINT if how == "kill-int-in-background" else signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
     assert "interrupted" in err and "run the same command again" in err
