@@ -90,6 +90,14 @@ def test_train_eval_sample_reconstruct_and_json_fields(tmp_path, capsys, data_di
     assert out["elbo"] < out["log_likelihood"] < 0  # a bound below the estimate, both negative
     # a look at another k or subset has its own record; eval.json stays the run's protocol
     assert (run / "eval-k20-n50.json").exists() and not (run / "eval.json").exists()
+    # the run was trained with data.test_limit=100: --all-test evaluates every test image, and
+    # its first 100 are the run's own, binarised alike (the same test tensor's sha256)
+    def look(*flags):
+        assert main(["eval", str(run), "--k", "2", *flags, "--json", "--data-dir", str(data_dir)]) == 0
+        return json.loads(capsys.readouterr().out)
+    assert look("--all-test", "--limit", "150")["n"] == 150 and (run / "eval-k2-n150.json").exists()
+    assert look("--limit", "150")["n"] == 100  # without it, the run's own 100
+    assert look("--all-test", "--limit", "100")["test_sha256"] == look()["test_sha256"]
     png = tmp_path / "s.png"
     assert main(["sample", str(run), "--n", "16", "-o", str(png)]) == 0
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -110,7 +110,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_eval(args: argparse.Namespace) -> int:
     out = evaluate_run(args.run_dir, args.k, args.data_dir, args.device, progress=not args.json,
-                       limit=args.limit, announce=True, epoch=args.epoch)
+                       limit=args.limit, announce=True, epoch=args.epoch, all_test=args.all_test)
     if args.json:
         print(json.dumps(out))
     else:
@@ -276,7 +276,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--epoch", type=int, default=None,
                    help="evaluate the checkpoint of this epoch (kept with train.keep_epochs) instead of the newest")
     p.add_argument("--limit", type=int, default=None,
-                   help="evaluate only the first N test images (default: all); --limit 1000 for a quick look")
+                   help="evaluate only the first N test images (default: all of the run's test set); "
+                        "--limit 1000 for a quick look")
+    p.add_argument("--all-test", action="store_true",
+                   help="evaluate on the dataset's whole test set even where the run was trained with "
+                        "data.test_limit (a quick effort's 5000 images)")
     p.add_argument("--device", default="auto")
     _add_data_dir(p)
     p.set_defaults(func=cmd_eval)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 import math
 import sys
@@ -76,9 +78,12 @@ def _announce(seconds: float, n: int, k: int, device: torch.device) -> None:
 
 def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path | None = None,
                  device: str = "auto", progress: bool = True, write: bool = True,
-                 limit: int | None = None, announce: bool = False, epoch: int | None = None) -> dict[str, Any]:
+                 limit: int | None = None, announce: bool = False, epoch: int | None = None,
+                 all_test: bool = False) -> dict[str, Any]:
     """Evaluate a run directory (its newest checkpoint, or that of ``epoch``, kept with
-    ``train.keep_epochs``).  ``announce`` prints a time estimate on stderr first (the CLI
+    ``train.keep_epochs``) on its test set, or with ``all_test`` on the dataset's whole test
+    set where the run was trained with a ``data.test_limit`` (a quick effort's 5000 images:
+    the first images of the whole set are the run's own, binarised alike).  ``announce`` prints a time estimate on stderr first (the CLI
     does; an hours-long default must not start silently).  ``write`` records the result in
     the run directory: ``eval.json`` at the run's own protocol (its final checkpoint, its
     eval.k, every test image), else ``eval[-eE]-kK[-nN].json``, so a look at anything else
@@ -88,7 +93,8 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
     trained = load_run(run_dir, dev, epoch)
     model, cfg, sidecar = trained.model, trained.cfg, trained.sidecar
     k = cfg.eval.k if k is None else k
-    ds = load_dataset(cfg.data, data_dir)
+    every = all_test and cfg.data.test_limit is not None
+    ds = load_dataset(dataclasses.replace(cfg.data, test_limit=None) if every else cfg.data, data_dir)
     x, y = ds.test.x, ds.test.y
     if limit:
         x, y = x[:limit], y[:limit]
@@ -122,9 +128,9 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
     if not all(math.isfinite(out[n]) for n in ("elbo", "log_likelihood", "recon", "kl")):
         raise VaelabError(f"evaluation of {trained.path} gave non-finite numbers; the model is broken, not the data")
     if write:  # eval.json is the run's own protocol; a look at another k or subset gets its own file
-        own = k == cfg.eval.k and not limit and epoch is None
+        own = k == cfg.eval.k and not limit and epoch is None and not every
         run = RunDir(trained.path)
-        atomic_write_json(run.eval_file if own else run.other_eval_file(k, epoch, x.shape[0] if limit else None),
+        atomic_write_json(run.eval_file if own else run.other_eval_file(k, epoch, x.shape[0] if limit or every else None),
                           out)
     return out
 
