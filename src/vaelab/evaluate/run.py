@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-
 import hashlib
 import math
 import sys
@@ -83,8 +82,9 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
     """Evaluate a run directory (its newest checkpoint, or that of ``epoch``, kept with
     ``train.keep_epochs``) on its test set, or with ``all_test`` on the dataset's whole test
     set where the run was trained with a ``data.test_limit`` (a quick effort's 5000 images:
-    the first images of the whole set are the run's own, binarised alike).  ``announce`` prints a time estimate on stderr first (the CLI
-    does; an hours-long default must not start silently).  ``write`` records the result in
+    the first images of the whole set are the run's own, binarised alike).  ``announce``
+    prints a time estimate on stderr first (the CLI does; an hours-long default must not
+    start silently).  ``write`` records the result in
     the run directory: ``eval.json`` at the run's own protocol (its final checkpoint, its
     eval.k, every test image), else ``eval[-eE]-kK[-nN].json``, so a look at anything else
     never replaces it."""
@@ -130,8 +130,8 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
     if write:  # eval.json is the run's own protocol; a look at another k or subset gets its own file
         own = k == cfg.eval.k and not limit and epoch is None and not every
         run = RunDir(trained.path)
-        atomic_write_json(run.eval_file if own else run.other_eval_file(k, epoch, x.shape[0] if limit or every else None),
-                          out)
+        subset = x.shape[0] if limit or every else None
+        atomic_write_json(run.eval_file if own else run.other_eval_file(k, epoch, subset), out)
     return out
 
 

@@ -131,7 +131,7 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
                          if cell.run is not None}
                 runs = [r for r in runs if r.id in shown]
             ctx = Context(sweep_dirs[0], fig_dir, data_dir, labels, runs=loaded_runs, references=references,
-                          sweep_of=sweep_of)
+                          sweep_of=sweep_of, stores=dict(stores))
             for fspec in report.get("figures") or []:
                 chosen = [r for r in runs if matches(r.config, fspec.get("select"))]
                 entry = FigureEntry(fspec["name"], " ".join(str(fspec.get("caption", "")).split()),
@@ -140,7 +140,7 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
                     paths = draw(fspec, runs, ctx)
                     written.update(paths)
                     entry.paths = [p.relative_to(out).as_posix() for p in paths]
-                    home = ctx.drawn_by.get(f"{fspec['name']}.png")
+                    home = next((ctx.drawn_by[p] for p in paths if p in ctx.drawn_by), None)
                     if home is not None:
                         entry.source = (f"Drawn by the report of {home.name}, the sweep that trained these runs "
                                         f"(their weights are not here).")

@@ -31,7 +31,7 @@ from ..errors import VaelabError
 from ..evaluate.run import images
 from ..io import atomic_write_bytes
 from ..registry import Registry
-from ..runs import RunDir, TrainedRun, list_checkpoints, load_run, read_metrics, report_path, run_path, store_path
+from ..runs import RunDir, TrainedRun, list_checkpoints, load_run, read_metrics, report_path, run_path
 from ..store import RunRow, Store
 from .grid import grid_shape, make_grid
 from .spec import lookup, matches
@@ -58,8 +58,10 @@ class Context:
     references: dict[str, float] = field(default_factory=dict)
     # The sweep each run comes from, when the report spans several (else sweep_dir).
     sweep_of: dict[str, Path] = field(default_factory=dict)
-    # Figure file name -> the sweep directory whose own report drew it (drawn_elsewhere).
-    drawn_by: dict[str, Path] = field(default_factory=dict)
+    # Each sweep's store, open for the whole report (drawn_elsewhere reads a sweep's own runs).
+    stores: dict[Path, Store] = field(default_factory=dict)
+    # Figure written here -> the sweep directory whose own report drew it (drawn_elsewhere).
+    drawn_by: dict[Path, Path] = field(default_factory=dict)
 
     def run_path(self, run: RunRow) -> Path:
         return run_path(self.sweep_of.get(run.id, self.sweep_dir), run.id)
@@ -477,16 +479,16 @@ def drawn_elsewhere(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Contex
         return None
     home = homes.pop()
     drawn = report_path(home) / "figures" / path.name
-    if not drawn.is_file() or not store_path(home).is_file():
+    store = ctx.stores.get(home)
+    if store is None or not drawn.is_file():
         return None
-    with Store(store_path(home), create=False) as store:
-        theirs = [r for r in store.runs(status="done") if matches(r.config, spec.get("select"))]
+    theirs = [r for r in store.runs(status="done") if matches(r.config, spec.get("select"))]
     if {r.id for r in theirs} != {r.id for r in done}:
         return None
     if drawn.stat().st_mtime < max((r.finished_at or math.inf) for r in theirs):
         return None
     atomic_write_bytes(path, drawn.read_bytes())
-    ctx.drawn_by[path.name] = home
+    ctx.drawn_by[path] = home
     return [path]
 
 
