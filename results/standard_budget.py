@@ -138,7 +138,8 @@ def plot(rows, path: Path, args) -> None:
         ax.errorbar(e, ll, yerr=se, color=colour, marker="o", ms=4, capsize=2, label=f"{names[key]} (vaelab)")
         pub = mine and PUBLISHED[(key[0], "vae" if key[1] == 1 else "hierarchical")]
         ax.axhline(pub, color=colour, ls=":", lw=1)
-        ax.annotate(f"{pub:.2f}", (3280, pub), color=colour, fontsize=7, va="center", ha="left")
+        ax.annotate(f"{pub:.2f}", (3400, pub), color=colour, fontsize=7, ha="left",
+                    va="bottom" if pub > -85 else "top")  # -84.78 and -85.33 would overlap
     ax.axvline(3280, color="grey", lw=0.8)
     ax.set_xscale("log")
     ax.set_xlim(0.8, 9000)
