@@ -20,14 +20,11 @@ import shutil
 import sys
 from pathlib import Path
 
-PUBLISHED = {"vae-1layer": -86.76, "iwae-1layer": -84.78, "vae-2layer": -85.33, "iwae-2layer": -82.90}
-LABEL = {"vae-1layer": "VAE, 1 layer", "vae-2layer": "VAE, 2 layers", "iwae-1layer": "IWAE k=50, 1 layer",
-         "iwae-2layer": "IWAE k=50, 2 layers"}
+from standard_budget import LABEL, PUBLISHED  # results/standard_budget.py: keyed by (objective, model.kind)
 
-
-def cell_of(config: dict) -> str:
-    layers = 1 if config["model"]["kind"] == "vae" else 2
-    return f"{config['name']}-{layers}layer"
+# The cells in Burda et al.'s order, each with the name its files take ("iwae-2layer").
+CELLS = {cell: f"{cell[0]}-{1 if cell[1] == 'vae' else 2}layer"
+         for cell in [("vae", "vae"), ("vae", "hierarchical"), ("iwae", "vae"), ("iwae", "hierarchical")]}
 
 
 def main() -> int:
@@ -38,14 +35,14 @@ def main() -> int:
     args = ap.parse_args()
     out = Path(args.out)
     (out / "evals").mkdir(parents=True, exist_ok=True)
-    cells = {}  # run id -> cell
+    cells = {}  # run id -> (objective, model.kind)
     curves = []
     for run in map(Path, args.run):
         cfg = json.loads((run / "config.json").read_text())["config"]
-        cells[run.name] = cell_of(cfg)
+        cells[run.name] = (cfg["name"], cfg["model"]["kind"])
         for line in (run / "metrics.jsonl").read_text().splitlines():
             m = json.loads(line)
-            curves.append({"cell": cells[run.name], "run_id": run.name, "epoch": m["epoch"],
+            curves.append({"cell": CELLS[cells[run.name]], "run_id": run.name, "epoch": m["epoch"],
                            "train_objective": f"{m['train_objective']:.4f}",
                            "train_elbo": f"{m['train_elbo']:.4f}", "valid_elbo": f"{m['valid_elbo']:.4f}",
                            "lr": f"{m['lr']:.6g}", "seconds": m.get("seconds", "")})
@@ -53,27 +50,28 @@ def main() -> int:
     for path in map(Path, args.eval):
         ev = json.loads(path.read_text())
         cell = cells[path.name.split("-e")[0]]
-        shutil.copy(path, out / "evals" / f"{cell}-e{ev['epoch']}.json")
-        table.append({"cell": cell, "epoch": ev["epoch"], "k": ev["k"], "test_images": ev["n"],
+        shutil.copy(path, out / "evals" / f"{CELLS[cell]}-e{ev['epoch']}.json")
+        table.append({"cell": CELLS[cell], "epoch": ev["epoch"], "k": ev["k"], "test_images": ev["n"],
                       "log_likelihood": f"{ev['log_likelihood']:.3f}", "sem": f"{ev['log_likelihood_sem']:.3f}",
                       "elbo": f"{ev['elbo']:.3f}", "active_units": ev["active_units"],
                       "burda_3280_epochs": PUBLISHED[cell],
                       "gap": f"{ev['log_likelihood'] - PUBLISHED[cell]:.3f}",
                       "test_sha256": ev["test_sha256"], "torch": ev["torch"], "seconds": ev["seconds"]})
-    table.sort(key=lambda r: (list(LABEL).index(r["cell"]), r["epoch"]))
+    table.sort(key=lambda r: (list(CELLS.values()).index(r["cell"]), r["epoch"]))
+    label = {name: LABEL[cell] for cell, name in CELLS.items()}
     for name, rows in (("table.csv", table), ("curves.csv", curves)):
         with open(out / name, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]))
             w.writeheader()
             w.writerows(rows)
     for r in table:
-        print(f"{LABEL[r['cell']]:22s} epoch {r['epoch']:4d}: IS {r['log_likelihood']} +- {r['sem']} "
+        print(f"{label[r['cell']]:22s} epoch {r['epoch']:4d}: IS {r['log_likelihood']} +- {r['sem']} "
               f"(k={r['k']}, {r['test_images']} images), Burda {r['burda_3280_epochs']}, gap {r['gap']}")
-    plot(curves, out / "curves.png")
+    plot(curves, label, out / "curves.png")
     return 0
 
 
-def plot(curves, path: Path) -> None:
+def plot(curves, label: dict[str, str], path: Path) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -88,7 +86,7 @@ def plot(curves, path: Path) -> None:
         for cell, colour in colours.items():
             pts = sorted((r["epoch"], float(r[key])) for r in curves if r["cell"] == cell)
             if pts:
-                ax.plot(*zip(*pts), color=colour, lw=1.2, label=LABEL[cell])
+                ax.plot(*zip(*pts), color=colour, lw=1.2, label=label[cell])
         for b in (1, 4, 13, 40):  # Burda et al.'s stages: 3^i epochs at 1e-3 * 10^(-i/7)
             ax.axvline(b + 0.5, color="grey", lw=0.6, ls=":")
         ax.set_xscale("log")
