@@ -23,6 +23,7 @@ from .report import build_report
 from .report.grid import image_format, save_grid
 from .runs import RunDir, default_run_path
 from .sweep import load_experiment, run_sweep
+from .sweep.experiment import parse_only
 from .sweep.plan import plan
 from .train import train_run
 
@@ -162,7 +163,7 @@ EXPERIMENT_SETS = {"all": ["table1", "frey", "standard"]}
 DEFAULT_EFFORT = "quick"
 
 
-def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]]):
+def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]], only: Sequence[str] = ()):
     expanded: list[str] = []
     for name in names:
         for part in name.split(","):
@@ -172,7 +173,8 @@ def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]]):
     if not expanded:
         raise VaelabError("no experiment given")
     overrides = dict(sets)
-    return [load_experiment(n, effort, overrides) for n in dict.fromkeys(expanded)]
+    filters = [parse_only(text) for text in only]
+    return [load_experiment(n, effort, overrides, filters) for n in dict.fromkeys(expanded)]
 
 
 def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
@@ -180,8 +182,10 @@ def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
                    help=f"how much compute: smoke (CI check, about a minute for all), quick (real numbers: about "
                         f"2 h for all on 2 CPU cores, most of it Burda et al.'s first 40 epochs), paper (the study's and Burda et al.'s full protocols: "
                         f"days; use many cores or --executor ray) [default {DEFAULT_EFFORT}]")
-    # The old name of --effort; a preset elsewhere (`--model`, `preset:` in a file) is a model preset.
-    p.add_argument("--preset", dest="effort_alias", default=None, metavar="EFFORT", help=argparse.SUPPRESS)
+    p.add_argument("--only", action="append", default=[], metavar="KEY=V[,KEY=V...]",
+                   help="run only the cells matching every KEY=V (a key given twice: either value; model = the "
+                        "preset name, latent = model.latent), e.g. --only model=cvae,latent=5; repeatable (either "
+                        "filter); run ids and stored results are those of the whole grid")
     p.add_argument("--out", help="sweep directory: store.sqlite, runs/, report/ (default sweeps/EXPERIMENT-EFFORT)")
     p.add_argument("--workers", type=int, default=None,
                    help="parallel runs (default: one per core; one when the runs train on a GPU)")
@@ -192,16 +196,6 @@ def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
                    help="override a config key in every run, e.g. --set train.device=cuda (changes run ids)")
     p.add_argument("--quiet", action="store_true", help="no progress display")
     _add_data_dir(p)
-
-
-def _effort(args: argparse.Namespace) -> str:
-    """--effort, or its deprecated spelling --preset (with a one-line note)."""
-    if args.effort_alias is not None:
-        print("vaelab: note: --preset is now --effort (a preset is a model preset elsewhere); "
-              "--preset still works for now", file=sys.stderr)
-        if args.effort is not None and args.effort != args.effort_alias:
-            raise ConfigError(f"--effort {args.effort} and --preset {args.effort_alias} disagree; give --effort only")
-    return args.effort or args.effort_alias or DEFAULT_EFFORT
 
 
 def _sweep(args: argparse.Namespace, exps, out: Path) -> int:
@@ -217,8 +211,8 @@ def _sweep(args: argparse.Namespace, exps, out: Path) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    effort = _effort(args)
-    exps = _experiments([args.experiment], effort, args.sets)
+    effort = args.effort or DEFAULT_EFFORT
+    exps = _experiments([args.experiment], effort, args.sets, args.only)
     out = Path(args.out or f"sweeps/{'+'.join(e.name for e in exps)}-{effort}")
     if args.list:
         for exp in exps:
@@ -238,8 +232,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_reproduce(args: argparse.Namespace) -> int:
-    effort = _effort(args)
-    exps = _experiments([args.experiment], effort, args.sets)
+    effort = args.effort or DEFAULT_EFFORT
+    exps = _experiments([args.experiment], effort, args.sets, args.only)
     label = args.experiment if args.experiment in EXPERIMENT_SETS else "+".join(e.name for e in exps)
     out = Path(args.out or f"sweeps/{label}-{effort}")
     code = _sweep(args, exps, out)

@@ -148,15 +148,24 @@ def test_kill_9_mid_sweep_then_restart(write_experiment, tmp_path, data_dir):
         assert store.get(r.id).attempts == 2
 
 
-def test_preset_is_the_old_name_of_effort(tmp_path, capsys):
-    """--effort names how much compute; --preset (a model preset everywhere else) still
-    works for it, with a one-line note."""
-    assert main(["sweep", "table1", "--preset", "smoke", "--list", "--out", str(tmp_path / "s")]) == 0
-    out, err = capsys.readouterr()
-    assert "--preset is now --effort" in err and len(err.strip().splitlines()) == 1
-    assert main(["sweep", "table1", "--effort", "smoke", "--list", "--out", str(tmp_path / "s")]) == 0
-    assert capsys.readouterr().out == out
-    assert main(["sweep", "table1", "--effort", "quick", "--preset", "smoke", "--list"]) == 2
+def test_only_runs_the_matching_cells_under_the_whole_grids_ids(tmp_path, capsys):
+    """--only picks cells of the one experiment file: every KEY=V of a filter must match, a
+    key given twice matches either value, filters given twice add up; the ids are the
+    whole grid's, so a cell run alone lands in the same store row as in the full sweep."""
+    assert main(["sweep", "table1", "--effort", "smoke", "--list"]) == 0
+    full = dict(line.split("  ", 1) for line in capsys.readouterr().out.splitlines())
+    assert main(["sweep", "table1", "--effort", "smoke", "--list", "--only", "model=cvae,latent=5,latent=200",
+                 "--only", "name=vae,model.latent=3"]) == 0
+    picked = dict(line.split("  ", 1) for line in capsys.readouterr().out.splitlines())
+    assert sorted(picked.values()) == ["table1  cvae mnist z=200", "table1  cvae mnist z=5",
+                                       "table1  vae mnist z=3"]
+    assert all(full[rid] == label for rid, label in picked.items())
+    assert main(["sweep", "table1", "--effort", "smoke", "--list", "--only", "model=cvea"]) == 2
+    assert "empty after --only" in capsys.readouterr().err
+    assert main(["sweep", "table1", "--effort", "smoke", "--list", "--only", "model.latnt=3"]) == 2
+    assert "'model.latnt' is not a config key" in capsys.readouterr().err
+    assert main(["sweep", "table1", "--effort", "smoke", "--list", "--only", "latent"]) == 2
+    assert "KEY=VALUE" in capsys.readouterr().err
 
 
 def test_runs_on_a_gpu_go_one_at_a_time_unless_workers_says(write_experiment, tmp_path, data_dir, monkeypatch, capsys):

@@ -39,6 +39,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
+import yaml
+
 from ..config import EXPERIMENT_DIR, RunConfig, read_yaml, resolve_dict, unflatten
 from ..errors import ConfigError
 from ..parts import check_names
@@ -201,24 +203,48 @@ def _effort_grid(spec: Any, where: str) -> dict[str, list[Any]]:
     return {str(k): list(v) for k, v in flatten(spec).items()}
 
 
-def _kept(cfg: RunConfig, keep: Mapping[str, list[Any]]) -> bool:
-    """Whether a resolved config matches every ``grid`` filter of the effort."""
+def _kept(cfg: RunConfig, keep: Mapping[str, list[Any]], what: str = "effort grid") -> bool:
+    """Whether a resolved config matches every key of ``keep`` (one of its values)."""
     if not keep:
         return True
     flat = flatten(cfg.to_dict())
     for key, values in keep.items():
         if key not in flat:
-            raise ConfigError(f"effort grid key {key!r} is not a config key")
+            raise ConfigError(f"{what} key {key!r} is not a config key")
         value = flat[key]
         if value not in values and not (isinstance(value, (list, tuple)) and list(value) in values):
             return False
     return True
 
 
-def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[str, Any] | None = None
-                    ) -> Experiment:
+# Short names ``--only`` accepts besides dotted config keys.
+ONLY_ALIASES = {"model": "name", "latent": "model.latent"}
+
+
+def parse_only(text: str) -> dict[str, list[Any]]:
+    """``--only model=cvae,latent=5,latent=10`` -> ``{"name": ["cvae"], "model.latent": [5, 10]}``:
+    a run is kept when it matches every key, a key given twice matching either value.
+    Keys are dotted config keys or ``model`` (the preset name) and ``latent``."""
+    keep: dict[str, list[Any]] = {}
+    for pair in (p.strip() for p in text.split(",")):
+        key, eq, raw = pair.partition("=")
+        if not pair or not eq or not key.strip() or not raw.strip():
+            raise ConfigError(f"--only expects KEY=VALUE[,KEY=VALUE...], e.g. model=cvae,latent=5; got {text!r}")
+        key = key.strip()
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            value = raw.strip()
+        keep.setdefault(ONLY_ALIASES.get(key, key), []).append(value)
+    return keep
+
+
+def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[str, Any] | None = None,
+                    only: Sequence[Mapping[str, list[Any]]] = ()) -> Experiment:
     """Read an experiment file and expand it at one effort into resolved runs.
 
+    ``only``: keep just the runs matching one of these filters (:func:`parse_only`), to run
+    some cells of a grid (its ids, and so its stored results, are the whole grid's).
     Every problem (unknown key, unknown effort, bad combinator, a point that does not
     make a valid config) is a :class:`ConfigError` naming the file, before anything runs.
     """
@@ -265,14 +291,15 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
         except ConfigError as err:
             shown = ", ".join(f"{k}={v}" for k, v in point.items())
             raise ConfigError(f"{path}: run {i + 1} ({shown}) at effort {effort}: {err}") from None
-        if not _kept(cfg, keep):
+        if not _kept(cfg, keep) or (only and not any(_kept(cfg, o, "--only") for o in only)):
             continue
         rid = run_id(cfg)
         if rid not in seen:  # two grid points may resolve to one config: run it once
             seen.add(rid)
             runs.append(Run(rid, cfg, point))
     if not runs:
-        raise ConfigError(f"{path}: the grid is empty")
+        raise ConfigError(f"{path}: the grid is empty" + (" after --only; `vaelab sweep NAME --list` shows its runs"
+                                                          if only else ""))
 
     validate_report_spec(data.get("report") or {}, path)  # the report's own section, checked by the report
     return Experiment(name, str(data.get("description") or "").strip(), path, effort, runs, dict(data))
