@@ -175,7 +175,7 @@ class VaelabTrain(Workload):
         return load_config(preset=self.preset, overrides={"train.device": self.opts["device"]})
 
     def setup(self):
-        from vaelab.train import Trainer
+        from vaelab.training import Trainer
 
         self.cfg = self.config()
         ds = subset(_load_data(self.opts), self.opts["images"].get(self.name.split("-")[0]))
@@ -303,7 +303,7 @@ class VaelabFit(VaelabTrain):
     metrics written.  A fresh run directory every repetition (its creation is not timed)."""
 
     def setup(self):
-        from vaelab.train import Trainer
+        from vaelab.training import Trainer
 
         self.cfg = self.config().replace(**{"train.epochs": 1})
         self.ds = subset(_load_data(self.opts), self.opts["images"].get(self.name))
@@ -373,7 +373,7 @@ class ISEval(Workload):
         self.model = build_model(self.cfg.model, ds.info).to(self.device)
         # FLOPs counted by hooks on the exact call pattern, for the first batch of images,
         # then scaled (every batch has the same shape except possibly the last).
-        from vaelab.evaluate.likelihood import evaluate_model
+        from vaelab.evaluation.likelihood import evaluate_model
 
         self._eval = evaluate_model
         one = self._batch_images()
@@ -385,7 +385,7 @@ class ISEval(Workload):
                 "decoder_rows_per_image": self.k, "threads": torch.get_num_threads()}
 
     def _batch_images(self) -> int:
-        from vaelab.evaluate.likelihood import DEFAULT_ROWS_PER_CHUNK
+        from vaelab.evaluation.likelihood import DEFAULT_ROWS_PER_CHUNK
 
         bs = self.cfg.eval.batch_size
         if bs <= 0:  # evaluate_model's own choice
@@ -425,7 +425,7 @@ class VaelabForeach(VaelabTrain):
     kernels instead of fused), to show what the fused kernel buys."""
 
     def setup(self):
-        from vaelab.train import optim
+        from vaelab.training import optim
 
         optim._kernel = lambda params, devices=(): {"foreach": True}  # whatever the optimiser
         info = super().setup()

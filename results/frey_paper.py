@@ -4,7 +4,7 @@ Kingma & Welling (2014) Figure 2's axes (training samples evaluated, log scale).
 
     python results/frey_paper.py SWEEP_DIR OUT_DIR [--ks 1,10,100,1000,5000,20000,50000]
 
-Each k is one `vaelab.evaluate.run.evaluate_run(run, k)` on all 196 test faces; the result
+Each k is one `vaelab.evaluation.run.evaluate_run(run, k)` on all 196 test faces; the result
 is also kept in the run directory as ``eval-k{K}.json`` (the run's own ``eval.json`` is not
 touched).  Writes OUT_DIR/k_curve.csv, OUT_DIR/k_curve.png and OUT_DIR/kw_figure2.png.
 """
@@ -17,7 +17,7 @@ import json
 import sys
 from pathlib import Path
 
-from vaelab.evaluate.run import evaluate_run
+from vaelab.evaluation.run import evaluate_run
 from vaelab.runs import RunDir
 
 

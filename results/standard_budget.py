@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from vaelab.data import load_dataset
-from vaelab.evaluate.likelihood import importance_sampled
+from vaelab.evaluation.likelihood import importance_sampled
 
 from vaelab.runs import checkpoint_epoch, load_run
 

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 
 from vaelab.runs import RunDir, read_metrics, run_path
-from vaelab.train.select import RECORD as SELECT_RECORD
+from vaelab.training.select import RECORD as SELECT_RECORD
 
 
 def main(report: Path) -> None:

@@ -173,7 +173,7 @@ def test_eval_bad_arguments_are_one_line(tiny_runs, capsys, data_dir, flags, wor
 
 
 def test_eval_announces_its_cost_up_front(tiny_runs, capsys, data_dir, monkeypatch):
-    from vaelab.evaluate import run as eval_run
+    from vaelab.evaluation import run as eval_run
 
     real = eval_run.estimate_seconds
     seen = []
@@ -271,24 +271,24 @@ def test_train_without_a_preset_is_not_recorded_as_one(tmp_path, capsys, data_di
 
 
 def test_interrupted_eval_gives_a_true_hint(tiny_runs, capsys, monkeypatch):
-    import vaelab.cli
+    import vaelab.evaluation.run
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vaelab.cli, "evaluate_run", interrupted)
+    monkeypatch.setattr(vaelab.evaluation.run, "evaluate_run", interrupted)
     assert main(["eval", str(tiny_runs["vae"]), "--k", "5"]) == 130
     err = capsys.readouterr().err
     assert "interrupted" in err and "--resume" not in err and "run it again" in err
 
 
 def test_interrupted_train_names_the_run_to_resume(tmp_path, capsys, monkeypatch):
-    import vaelab.cli
+    import vaelab.api
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(vaelab.cli, "train_run", interrupted)
+    monkeypatch.setattr(vaelab.api, "train_run", interrupted)
     assert main(["train", "--out", str(tmp_path / "r")]) == 130
     assert f"vaelab train --resume --out {tmp_path / 'r'}" in capsys.readouterr().err
 

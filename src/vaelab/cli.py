@@ -1,5 +1,10 @@
-"""The `vaelab` command.  Parses flags, builds a config, calls the library; no logic of
-its own.  Every user error is one line on stderr and exit code 2."""
+"""The `vaelab` command.  Parses flags, calls the library (:mod:`vaelab.api`); no logic of
+its own.  Every user error is one line on stderr and exit code 2.
+
+Start-up stays cheap: this module imports only the standard library, YAML and vaelab's
+config; each command imports what it needs (torch, plotting, Ray) when it runs, so
+``vaelab --version`` and ``--help`` answer at once.
+"""
 
 from __future__ import annotations
 
@@ -14,18 +19,9 @@ from typing import Any, Callable, Sequence
 
 import yaml
 
-from . import __version__
-from .config import PRESET_DIR, load_config, preset_names, read_yaml
+from .config import PRESET_DIR, preset_names, read_yaml
 from .errors import ConfigError, VaelabError
-from .evaluate.run import evaluate_run, load_images
-from .parts import check_names
-from .report import build_report
-from .report.grid import image_format, save_grid
-from .runs import RunDir, default_run_path
-from .sweep import load_experiment, run_sweep
-from .sweep.experiment import parse_only
-from .sweep.plan import plan
-from .train import train_run
+from .version import __version__
 
 
 def _int_list(text: str) -> list[int]:
@@ -38,7 +34,8 @@ def _int_list(text: str) -> list[int]:
 # (flag, dotted config key, type, help).  The config defaults (config.py) are the only
 # defaults: a flag left out changes nothing.
 CONFIG_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
-    ("--dataset", "data.dataset", str, "mnist or frey"),
+    ("--dataset", "data.dataset", str, "a dataset's name (mnist, frey; `vaelab parts`) or the path of an .npz "
+                                       "file or image folder"),
     ("--binarize", "data.binarize", str, "dynamic, threshold or seed-paper"),
     ("--latent", "model.latent", int, "latent size"),
     ("--hidden", "model.hidden", _int_list, "hidden sizes, e.g. 500 or 500,500"),
@@ -80,38 +77,34 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _add_data_dir(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data-dir", help="folder with mnist.pkl.gz / frey_rawface.mat (else $VAELAB_DATA, "
-                                      "then the user cache, then a download)")
+    p.add_argument("--data-dir", help="the folder with mnist.pkl.gz / frey_rawface.mat, the only place looked in "
+                                      "when given (else $VAELAB_DATA, then the user cache, then a download)")
+
+
+def _add_data(p: argparse.ArgumentParser) -> None:
+    _add_data_dir(p)
+    p.add_argument("--data", metavar="PATH", help="where the run's dataset (given by path) is now, if it moved: "
+                                                  "it must have the sha256 the run recorded")
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    overrides = _overrides(args)
-    if args.resume and not args.out:
-        raise ConfigError("--resume continues a run, but which one? name its directory: "
-                          "vaelab train --resume --out RUN_DIR")
-    if args.resume and RunDir(Path(args.out)).exists():
-        cfg = RunDir(Path(args.out)).resume_config(overrides.get("train.epochs"))
-        ignored = sorted(set(overrides) - {"train.epochs"}) + (["--model"] if args.model else []) \
-            + (["CONFIG"] if args.config else [])
-        if ignored:
-            print(f"vaelab: note: resuming {args.out} with its saved config; ignoring {', '.join(ignored)}",
-                  file=sys.stderr)
-    else:
-        cfg = check_names(load_config(args.config, args.model, overrides))
-        if args.resume:
-            print(f"vaelab: note: {args.out} holds no run yet; starting one there", file=sys.stderr)
-    out = Path(args.out) if args.out else default_run_path(cfg)
-    state = train_run(cfg, out, args.data_dir, resume=args.resume, progress=not args.quiet)
-    last = state.metrics[-1] if state.metrics else {}
-    summary = {"run_dir": str(out), "epochs": state.epoch, "train_elbo": last.get("train_elbo"),
-               "valid_elbo": last.get("valid_elbo"), "train_seconds": round(state.train_seconds, 2)}
+    from . import api
+
+    run = api.train(args.config, preset=args.model, out=args.out, overrides=_overrides(args), resume=args.resume,
+                    data_dir=args.data_dir, progress=not args.quiet)
+    rows = run.read_metrics()
+    last = rows[-1] if rows else {}
+    summary = {"run_dir": str(run), "epochs": len(rows), "train_elbo": last.get("train_elbo"),
+               "valid_elbo": last.get("valid_elbo"), "train_seconds": round(sum(r["seconds"] for r in rows), 2)}
     print(json.dumps(summary))
     return 0
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    from .evaluation.run import evaluate_run
+
     out = evaluate_run(args.run_dir, args.k, args.data_dir, args.device, progress=not args.json,
-                       limit=args.limit, announce=True, epoch=args.epoch, all_test=args.all_test)
+                       limit=args.limit, announce=True, epoch=args.epoch, all_test=args.all_test, data=args.data)
     if args.json:
         print(json.dumps(out))
     else:
@@ -132,13 +125,16 @@ MAX_IMAGES = 10_000  # per sample/reconstruct grid
 
 def _cmd_images(which: str) -> Callable[[argparse.Namespace], int]:
     def run(args: argparse.Namespace) -> int:
+        from .evaluation.run import load_images
+        from .report.grid import image_format, save_grid
+
         if not 0 < args.n <= MAX_IMAGES:
             raise ConfigError(f"--n must be between 1 and {MAX_IMAGES}, got {args.n}")
         if not 0 <= args.seed < 2 ** 63:
             raise ConfigError(f"--seed must be in [0, 2^63), got {args.seed}")
         image_format(args.output)  # refuse a name we cannot honour before any work
-        imgs, shape = load_images(args.run_dir, which, args.n, args.data_dir, args.device,
-                                  getattr(args, "label", None), args.seed)
+        imgs, shape = load_images(args.run_dir, which, args.n, getattr(args, "data_dir", None), args.device,
+                                  getattr(args, "label", None), args.seed, data=getattr(args, "data", None))
         nrow = args.n if which == "reconstructions" else None
         try:
             path = save_grid(imgs, shape, args.output, nrow=nrow)
@@ -157,6 +153,22 @@ def cmd_models(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_parts(args: argparse.Namespace) -> int:
+    from .parts import KINDS
+
+    for kind, table in KINDS.items():
+        names = [n + ("" if table.origin(n) == "built-in" else f" ({table.origin(n)})") for n in table.names()]
+        print(f"{kind:11s} {', '.join(names)}")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from .runs import export_bundle
+
+    print(str(export_bundle(args.run_dir, args.out_dir)))
+    return 0
+
+
 # --- sweeps and reports -----------------------------------------------------------------
 
 EXPERIMENT_SETS = {"all": ["table1", "frey", "standard"]}
@@ -172,6 +184,9 @@ def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]], onl
                 expanded.extend(EXPERIMENT_SETS.get(part, [part]))
     if not expanded:
         raise VaelabError("no experiment given")
+    from .sweep import load_experiment
+    from .sweep.experiment import parse_only
+
     overrides = dict(sets)
     filters = [parse_only(text) for text in only]
     return [load_experiment(n, effort, overrides, filters) for n in dict.fromkeys(expanded)]
@@ -199,6 +214,8 @@ def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
 
 
 def _sweep(args: argparse.Namespace, exps, out: Path) -> int:
+    from .sweep import run_sweep
+
     try:
         result = run_sweep(exps, out, workers=args.workers, executor=args.executor, address=args.address,
                            retry_failed=args.retry_failed, data_dir=args.data_dir, progress=not args.quiet)
@@ -220,12 +237,16 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                 print(f"{run.id}  {exp.name}  {run.label}")
         return 0
     if args.plan:
+        from .sweep.plan import plan
+
         plan([r for exp in exps for r in exp.runs], args.workers, args.data_dir)
         return 0
     return _sweep(args, exps, out)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from .report import build_report
+
     index = build_report(args.sweep, args.out, args.data_dir, progress=not args.quiet)
     print(str(index))
     return 0
@@ -239,6 +260,8 @@ def cmd_reproduce(args: argparse.Namespace) -> int:
     code = _sweep(args, exps, out)
     if code == 130:
         return code
+    from .report import build_report
+
     index = build_report(out, args.report_dir, args.data_dir, progress=not args.quiet)
     print(f"report: {index}")
     return code
@@ -259,7 +282,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser(
         "eval", help="test ELBO and importance-sampled log-likelihood of a run",
-        description="Test ELBO and importance-sampled log-likelihood of a run on its clean test set. The "
+        description="Test ELBO and importance-sampled log-likelihood of a run (or bundle) on its own clean test "
+                    "set. The "
                     "honest default (k=5000 on all 10,000 MNIST test images) takes hours on a CPU; an "
                     "estimate is printed after the first chunk. For a quick look: --k 100 --limit 1000 "
                     "(seconds for the study's MLP on 2 cores).")
@@ -276,22 +300,28 @@ def build_parser() -> argparse.ArgumentParser:
                    help="evaluate on the dataset's whole test set even where the run was trained with "
                         "data.test_limit (a quick effort's 5000 images)")
     p.add_argument("--device", default="auto")
-    _add_data_dir(p)
+    _add_data(p)
     p.set_defaults(func=cmd_eval)
 
     for name, which, help_ in (("sample", "samples", "decode samples from the prior into a PNG grid"),
                                ("reconstruct", "reconstructions", "test images (top) and reconstructions (bottom)")):
         p = sub.add_parser(name, help=help_)
-        p.add_argument("run_dir")
+        p.add_argument("run_dir", help="run directory or model bundle")
         p.add_argument("--n", type=int, default=64 if which == "samples" else 16, help="number of images")
         p.add_argument("-o", "--output", default=f"{which}.png",
                        help="image path; its extension picks the format (.png, .jpg, .pdf, .svg, ...)")
         p.add_argument("--seed", type=int, default=0)
         p.add_argument("--device", default="auto")
         if which == "samples":
-            p.add_argument("--label", type=int, default=None, help="digit to generate (conditional models)")
-        _add_data_dir(p)
+            p.add_argument("--label", type=int, default=None, help="class to generate (conditional models)")
+        else:
+            _add_data(p)
         p.set_defaults(func=_cmd_images(which))
+
+    p = sub.add_parser("export", help="write a run as a self-contained model bundle (weights, config, model card)")
+    p.add_argument("run_dir")
+    p.add_argument("out_dir", help="a new (or empty) folder")
+    p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("sweep", help="run an experiment's grid of runs (resumable; results in a SQLite store)")
     p.add_argument("experiment", help="table1, frey, standard, all, a comma list, or a YAML file")
@@ -320,6 +350,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("models", help="list the model presets")
     p.set_defaults(func=cmd_models)
+
+    p = sub.add_parser("parts", help="list the parts a config can name, by kind (plugins' included)")
+    p.set_defaults(func=cmd_parts)
     return parser
 
 

@@ -6,6 +6,9 @@ and experiment files only override them, and CLI flags override those.
 
 Loading is strict: an unknown key, a value of the wrong type or an impossible value
 raises :class:`~vaelab.errors.ConfigError` naming the dotted key (``model.latent``).
+Which *names* a field may hold (a prior, an activation, a binarisation rule...) is not
+written here: the part tables are the one source of truth, and :func:`vaelab.parts.resolve`
+checks a config against them (and resolves its ``auto`` values) before anything runs.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, ClassVar, Mapping
+from typing import Any, ClassVar, Mapping, TypeVar
 
 import yaml
 
@@ -39,84 +42,75 @@ def _positive(section: str, obj: Any, *names: str) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
-    dataset: str = "mnist"  # DATASETS registry: mnist | frey
-    # How grey levels become {0,1} for Bernoulli decoders (ignored for continuous data):
-    # dynamic = fresh Bernoulli sample per epoch (train), fixed-seed sample (valid/test);
-    # threshold = grey > 0.5; seed-paper = grey > 0 (the study's choice).
+    # A name in the DATASETS table (mnist, frey, a plugin's), or the path of an .npz file or
+    # an image folder (vaelab.data.formats).
+    dataset: str = "mnist"
+    # How grey levels become {0,1} for a Bernoulli decoder (BINARIZATIONS; ignored for
+    # continuous data under a Gaussian one): dynamic = fresh Bernoulli sample per epoch
+    # (train), fixed-seed sample (valid/test); threshold = grey > 0.5; seed-paper = grey > 0
+    # (the study's choice).
     binarize: str = "dynamic"
     train_limit: int | None = None  # use only the first N training images (tests, smoke runs)
     test_limit: int | None = None  # likewise for validation and test sets
 
     def __post_init__(self) -> None:
-        if self.binarize not in ("dynamic", "threshold", "seed-paper"):
-            _fail("data", "binarize", f"must be dynamic, threshold or seed-paper, got {self.binarize!r}")
         _positive("data", self, "train_limit", "test_limit")
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    kind: str = "vae"  # MODELS registry: vae | cvae | hierarchical
-    arch: str = "mlp"  # NETS registry: mlp | conv
+    SECTION: ClassVar[str] = "model"
+    kind: str = "vae"  # MODELS table: vae | cvae | hierarchical
+    arch: str = "mlp"  # NETS table: mlp | conv
     hidden: tuple[int, ...] = (500,)
-    activation: str = "tanh"
+    activation: str = "tanh"  # ACTIVATIONS table
     latent: int = 20  # size of the latent that meets the prior (top layer in a hierarchy)
-    likelihood: str = "auto"  # auto (from the data) | bernoulli | gaussian
-    prior: str = "normal"  # PRIORS registry: normal | vamp
+    likelihood: str = "auto"  # auto (Bernoulli for binary data, else Gaussian) | LIKELIHOODS table
+    prior: str = "normal"  # PRIORS table: normal | vamp
     pseudo_inputs: int = 500  # VampPrior K
     gaussian_min_std: float = 0.01  # smooth floor of the Gaussian decoder's std (data in [0,1])
     inner_latent: int = 100  # hierarchical only: z1, the latent next to x
     inner_hidden: tuple[int, ...] = (100, 100)  # hierarchical only: z1 <-> z2 nets
-    # Weight start (vaelab.nets.init): auto (per architecture, resolved here so the saved
-    # config names the scheme) | glorot | he | torch (PyTorch's default).
+    # Weight start (INITS table): auto (the architecture's own choice, resolved when the
+    # config is checked so the saved config names the scheme) | glorot | he | torch.
     init: str = "auto"
     # Decoder output bias at the start: data = the likelihood's parameters of the mean
     # training image (Burda et al.'s code); zero = p = 0.5 per Bernoulli pixel.
     output_bias: str = "data"
+    # Settings of parts that declare their own (a plugin's prior, say), by the part's name:
+    # {mog: {components: 10}}; checked against the part's ``Options`` (:func:`part_options`).
+    options: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if self.init == "auto":
-            object.__setattr__(self, "init", auto_init(self.arch, self.activation))
-        if self.init not in INIT_SCHEMES:
-            _fail("model", "init", f"must be auto, {', '.join(INIT_SCHEMES)}, got {self.init!r}")
+        _check_options("model", self.options)
         if self.output_bias not in ("data", "zero"):
             _fail("model", "output_bias", f"must be data or zero, got {self.output_bias!r}")
         _positive("model", self, "latent", "pseudo_inputs", "gaussian_min_std", "inner_latent")
         for name in ("hidden", "inner_hidden"):
             if any(h <= 0 for h in getattr(self, name)):
                 _fail("model", name, f"every size must be > 0, got {getattr(self, name)!r}")
-        if self.activation not in ACTIVATIONS:
-            _fail("model", "activation", f"must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
-        if self.likelihood not in ("auto", "bernoulli", "gaussian"):
-            _fail("model", "likelihood", f"must be auto, bernoulli or gaussian, got {self.likelihood!r}")
 
 
-ACTIVATIONS = ("tanh", "relu", "leaky_relu", "elu", "softplus", "sigmoid", "gelu")
-INIT_SCHEMES = ("glorot", "he", "torch")  # vaelab.nets.init
-RELU_LIKE = ("relu", "leaky_relu", "elu", "gelu")
-CONV_INIT = "torch"  # measured: 14 nats ahead of glorot and he after 1 epoch (README)
+def _check_options(section: str, options: Any) -> None:
+    if not all(isinstance(k, str) and isinstance(v, Mapping) for k, v in options.items()):
+        _fail(section, "options", f"expected {{part name: {{setting: value}}}}, got {options!r}")
 
 
-def auto_init(arch: str, activation: str) -> str:
-    """``model.init: auto``: the scheme measured best for this architecture (issue #9; the
-    README's "How the models start" gives the numbers): Glorot for tanh-like MLPs (Burda et
-    al.; Kingma & Welling), He for ReLU-like MLPs, and PyTorch's default for the conv net."""
-    if arch == "conv":
-        return CONV_INIT
-    return "he" if activation in RELU_LIKE else "glorot"
+P = TypeVar("P")
+
+
+def part_options(section: Any, name: str, options_cls: type[P]) -> P:
+    """The typed options of part ``name`` from a config section's ``options`` (defaults for
+    what is not given; an unknown or mistyped setting is a ConfigError naming the key)."""
+    return _build(options_cls, section.options.get(name, {}), f"{section.SECTION}.options.{name}")
 
 
 KL_ESTIMATORS = ("sampled", "analytic", "auto")  # ObjectiveConfig.kl
 
 
-def closed_form_kl(model: "ModelConfig", objective: "ObjectiveConfig") -> bool:
-    """Whether the ELBO's KL has a closed form here: one stochastic layer with the normal
-    prior, trained on the ELBO (the IWAE bound is a mean of log w, the VampPrior is a
-    mixture, the two-layer model's KL is over a conditional chain)."""
-    return objective.name == "elbo" and model.kind != "hierarchical" and model.prior == "normal"
-
-
 @dataclass(frozen=True)
 class ObjectiveConfig:
+    SECTION: ClassVar[str] = "objective"
     name: str = "elbo"  # OBJECTIVES registry: elbo | iwae
     k: int = 1  # samples per example: the IWAE bound's k, or the ELBO's Monte Carlo L
     beta: float = 1.0  # weight of the KL term (beta-VAE); 1 = the true ELBO
@@ -124,20 +118,19 @@ class ObjectiveConfig:
     noise: str = "none"  # NOISES registry: none | salt-pepper | gaussian (denoising VAE)
     noise_level: float = 0.0  # salt-and-pepper probability, or Gaussian std
     # The ELBO's KL term: "sampled" = log q(z|x) - log p(z) at the k samples (the mean of
-    # log w, Burda et al.'s k = 1 VAE), "analytic" = KL(q || N(0, I)) in closed form (Kingma &
-    # Welling's estimator B, eq. 10; one-layer models with the normal prior, refused
-    # elsewhere), "auto" = analytic where it exists, else sampled (resolved when the RunConfig
-    # is built, so a run's config names the estimator).  Same expectation; the closed form has
-    # no sampling noise in the KL's gradient (measured: results/README.md).
+    # log w, Burda et al.'s k = 1 VAE), "analytic" = KL(q || p) in closed form (Kingma &
+    # Welling's estimator B, eq. 10), for an objective, model and prior that all have one,
+    # refused elsewhere; "auto" = analytic where it exists, else sampled (resolved when the
+    # config is checked, so a run's config names the estimator).  Same expectation; the
+    # closed form has no sampling noise in the KL's gradient (results/README.md).
     kl: str = "sampled"
+    options: dict[str, Any] = field(default_factory=dict)  # as ModelConfig.options
 
     def __post_init__(self) -> None:
         _positive("objective", self, "k")
+        _check_options("objective", self.options)
         if self.kl not in KL_ESTIMATORS:
             _fail("objective", "kl", f"must be one of {', '.join(KL_ESTIMATORS)}, got {self.kl!r}")
-        if self.kl == "analytic" and self.name != "elbo":
-            _fail("objective", "kl", f"'analytic' is for the ELBO; the {self.name!r} bound is a mean of log w, "
-                                     "use kl: auto or sampled")
         if not self.beta >= 0:
             _fail("objective", "beta", f"must be >= 0, got {self.beta!r}")
         if self.warmup_epochs < 0:
@@ -154,7 +147,8 @@ class OptimConfig:
     eps: float = 1e-8  # adam and adagrad
     momentum: float = 0.0  # sgd only: heavy-ball momentum (0 = plain SGD)
     weight_decay: float = 0.0
-    # constant, or burda: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et al. 2015, sec. 5)
+    # SCHEDULES table: constant, or burda: 3^i epochs at lr * 10^(-i/7), i = 0..7 (Burda et
+    # al. 2015, sec. 5)
     schedule: str = "constant"
 
     def __post_init__(self) -> None:
@@ -165,8 +159,6 @@ class OptimConfig:
             _fail("optim", "momentum", f"must be in [0, 1), got {self.momentum!r}")
         if self.weight_decay < 0:
             _fail("optim", "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
-        if self.schedule not in ("constant", "burda"):
-            _fail("optim", "schedule", f"must be constant or burda, got {self.schedule!r}")
 
 
 @dataclass(frozen=True)
@@ -263,13 +255,6 @@ class RunConfig:
     select: SelectConfig | None = None  # a selection stage (absent from to_dict when None)
 
     def __post_init__(self) -> None:
-        if self.objective.kl == "auto":  # resolved here so the saved config names the estimator
-            kl = "analytic" if closed_form_kl(self.model, self.objective) else "sampled"
-            object.__setattr__(self, "objective", dataclasses.replace(self.objective, kl=kl))
-        if self.objective.kl == "analytic" and not closed_form_kl(self.model, self.objective):
-            _fail("objective", "kl", "'analytic' needs a closed-form KL: a one-layer model (vae, cvae) with "
-                                     f"the normal prior, not kind {self.model.kind!r} with prior {self.model.prior!r}; "
-                                     "use kl: auto or sampled")
         if self.select is not None:  # every candidate must make a valid config
             for value in self.select.values:
                 self.replace(**{self.select.key: value, "select": None})
@@ -280,6 +265,8 @@ class RunConfig:
         "select": None,  # no selection stage
         "train.cuda_graph": True,  # CUDA graphs on a GPU (inert on the CPU)
         "objective.kl": "sampled",  # the ELBO's KL at the samples
+        "model.options": {},  # no part options
+        "objective.options": {},
     }
 
     def to_dict(self) -> dict[str, Any]:
@@ -324,6 +311,10 @@ def _type_name(tp: Any) -> str:
 def _coerce(value: Any, tp: Any, key: str) -> Any:
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is dict:  # a section's part options: checked by each part (part_options)
+        if not isinstance(value, Mapping) or not all(isinstance(k, str) for k in value):
+            raise ConfigError(f"config key '{key}': expected a mapping, got {value!r}")
+        return {k: dict(v) if isinstance(v, Mapping) else v for k, v in value.items()}
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None

@@ -23,31 +23,44 @@ def one_line(err: pytest.ExceptionInfo) -> str:
 # --- where to look -----------------------------------------------------------------------
 
 
-def test_search_order_is_argument_env_cache(tmp_path, monkeypatch):
+def test_search_order_is_env_then_cache_and_an_explicit_folder_alone(tmp_path, monkeypatch):
     monkeypatch.setenv("VAELAB_DATA", str(tmp_path / "env"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    dirs = resolve_data_dirs(tmp_path / "arg")
-    assert dirs == [tmp_path / "arg", tmp_path / "env", tmp_path / "xdg" / "vaelab"]
+    assert resolve_data_dirs() == [tmp_path / "env", tmp_path / "xdg" / "vaelab"]
+    assert resolve_data_dirs(tmp_path / "arg") == [tmp_path / "arg"]  # --data-dir wins or fails
 
 
 def test_search_order_defaults_and_duplicates(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path))
-    monkeypatch.setenv("VAELAB_DATA", str(tmp_path / "d"))
-    assert resolve_data_dirs(tmp_path / "d") == [tmp_path / "d", tmp_path / ".cache" / "vaelab"]
+    monkeypatch.setenv("VAELAB_DATA", str(tmp_path / ".cache" / "vaelab"))
+    assert resolve_data_dirs() == [tmp_path / ".cache" / "vaelab"]
     monkeypatch.delenv("VAELAB_DATA")
     assert resolve_data_dirs() == [tmp_path / ".cache" / "vaelab"]
 
 
-def test_empty_dir_without_download_names_every_place(isolated):
-    empty = isolated / "empty"
-    empty.mkdir()
+def test_empty_search_path_without_download_names_every_place(isolated, monkeypatch):
+    env = isolated / "env"
+    env.mkdir()
+    monkeypatch.setenv("VAELAB_DATA", str(env))
     with pytest.raises(DataError) as err:
-        load_dataset(DataConfig(), empty, download=False)
+        load_dataset(DataConfig(), None, download=False)
     msg = one_line(err)
-    assert f"{empty} (--data-dir)" in msg
+    assert f"{env} (VAELAB_DATA)" in msg
     assert str(isolated / "xdg" / "vaelab") in msg and "missing" in msg
     assert "download disabled" in msg and "mnist.pkl.gz" in msg and "--data-dir DIR" in msg
+
+
+def test_an_explicit_data_dir_without_the_data_fails_instead_of_falling_back(isolated, monkeypatch, data_dir):
+    """--data-dir names the one place to look: the data in VAELAB_DATA must not stand in."""
+    empty = isolated / "empty"
+    empty.mkdir()
+    monkeypatch.setenv("VAELAB_DATA", str(data_dir))
+    with pytest.raises(DataError) as err:
+        load_dataset(DataConfig(), empty)
+    msg = one_line(err)
+    assert f"not found in {empty} (--data-dir)" in msg and "leave --data-dir out" in msg
+    assert str(data_dir) not in msg
 
 
 def test_offline_env_makes_no_network_call(isolated, monkeypatch):
@@ -55,14 +68,14 @@ def test_offline_env_makes_no_network_call(isolated, monkeypatch):
     monkeypatch.setattr(sources, "urlopen", lambda *a, **k: calls.append(a))
     monkeypatch.setenv("VAELAB_OFFLINE", "1")
     with pytest.raises(DataError) as err:
-        load_dataset(DataConfig(dataset="frey"), isolated)
+        load_dataset(DataConfig(dataset="frey"))
     assert "VAELAB_OFFLINE=1" in one_line(err) and "frey_rawface.mat" in str(err.value)
     assert calls == []
 
 
 def test_no_network_fails_fast_and_leaves_no_file(isolated):
     with pytest.raises(DataError) as err:
-        load_dataset(DataConfig(), isolated / "nowhere")
+        load_dataset(DataConfig())
     msg = one_line(err)
     assert "download failed" in msg and "network disabled in tests" in msg
     cache = isolated / "xdg" / "vaelab"
@@ -96,15 +109,15 @@ def test_truncated_pkl_is_refused_unopened(isolated, data_dir, no_unpickling):
 
 
 def test_bad_file_is_reported_not_skipped(isolated, monkeypatch, fake_idx, no_unpickling):
-    """A corrupt copy in --data-dir must not be papered over by a good one further on."""
-    bad, good = isolated / "bad", isolated / "good"
+    """A corrupt copy in VAELAB_DATA must not be papered over by a good one further on."""
+    bad, good = isolated / "bad", isolated / "xdg" / "vaelab"
     bad.mkdir()
     (bad / "mnist.pkl.gz").write_bytes(b"not mnist at all")
     fake_idx(good)
     monkeypatch.setattr(mnist, "VALID_SIZE", 10)
-    monkeypatch.setenv("VAELAB_DATA", str(good))
+    monkeypatch.setenv("VAELAB_DATA", str(bad))
     with pytest.raises(DataError, match="checksum mismatch for .*bad/mnist.pkl.gz"):
-        load_dataset(DataConfig(), bad)
+        load_dataset(DataConfig())
     assert load_dataset(DataConfig(), good).train.x.shape == (20, 784)  # the good set is fine
 
 
@@ -217,12 +230,12 @@ def test_mnist_downloads_into_cache_once(isolated, monkeypatch, served, idx_byte
         pages[url] = page
     asked = served(pages)
     monkeypatch.setattr(mnist, "VALID_SIZE", 2)
-    data = load_dataset(DataConfig(binarize="threshold"), isolated / "nowhere")
+    data = load_dataset(DataConfig(binarize="threshold"))
     assert (len(data.train.x), len(data.valid.x), len(data.test.x)) == (10, 2, 4)
     cache = isolated / "xdg" / "vaelab"
     assert sorted(p.name for p in cache.iterdir()) == sorted(mnist.IDX)
     assert len(asked) == 4
-    load_dataset(DataConfig(), isolated / "nowhere")
+    load_dataset(DataConfig())
     assert len(asked) == 4  # found in the cache the second time
 
 
@@ -233,7 +246,7 @@ def test_partial_download_keeps_good_files(isolated, monkeypatch, served, idx_by
     register(monkeypatch, "train-images-idx3-ubyte.gz", page, ["http://m/a"])
     served({"http://m/a": page})
     with pytest.raises(DataError) as err:
-        load_dataset(DataConfig(), isolated / "nowhere")
+        load_dataset(DataConfig())
     assert "train-labels-idx1-ubyte.gz" in one_line(err)
     assert (isolated / "xdg" / "vaelab" / "train-images-idx3-ubyte.gz").read_bytes() == page
 

@@ -21,8 +21,8 @@ from __future__ import annotations
 import pytest
 
 from vaelab.config import load_config
-from vaelab.evaluate.run import evaluate_run
-from vaelab.train import Trainer
+from vaelab.evaluation.run import evaluate_run
+from vaelab.training import Trainer
 
 pytestmark = pytest.mark.slow
 

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 
 from vaelab.config import ModelConfig, RunConfig
 from vaelab.errors import ConfigError
-from vaelab.evaluate.run import evaluate_run
+from vaelab.evaluation.run import evaluate_run
 from vaelab.models import DataInfo, build_model
 from vaelab.models.cvae import CVAE
-from vaelab.train.loop import Trainer
+from vaelab.training.loop import Trainer
 
 MNIST = DataInfo((1, 28, 28), binary=True, num_classes=10)
 

@@ -18,7 +18,7 @@ import torch.nn as nn
 
 from vaelab.config import ModelConfig
 from vaelab.distributions import LOG_2PI, Likelihood
-from vaelab.evaluate import importance_sampled
+from vaelab.evaluation import importance_sampled
 from vaelab.models import DataInfo, build_model
 from vaelab.models.hierarchical import HierarchicalVAE
 

@@ -9,12 +9,13 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from vaelab.config import load_config, preset_names
-from vaelab.evaluate import evaluate_model
-from vaelab.evaluate.run import evaluate_run
+from vaelab.parts import resolve
+from vaelab.evaluation import evaluate_model
+from vaelab.evaluation.run import evaluate_run
 from vaelab.models import DataInfo, build_model
 from vaelab.objectives import build_objective
-from vaelab.train import optim
-from vaelab.train.loop import Trainer
+from vaelab.training import optim
+from vaelab.training.loop import Trainer
 
 PRESETS = preset_names()
 MNIST = DataInfo((1, 28, 28), binary=True, num_classes=10)
@@ -117,7 +118,7 @@ def test_combinations_the_study_never_tried_just_work(combo):
 def test_every_preset_starts_at_the_mean_image(name):
     """model.output_bias: data puts logit(mean training pixel) in the decoder's output bias
     (issue #9), whatever the architecture; and the weights follow model.init."""
-    cfg = load_config(preset=name, overrides={"model.latent": 4})
+    cfg = resolve(load_config(preset=name, overrides={"model.latent": 4}))
     mean = torch.linspace(0.0, 1.0, 784, dtype=torch.float64)  # includes pixels always 0 and always 1
     info = DataInfo((1, 28, 28), binary=True, num_classes=10, pixel_mean=tuple(mean.tolist()))
     model = build_model(cfg.model, info)

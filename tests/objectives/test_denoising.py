@@ -7,7 +7,7 @@ import torch
 
 from vaelab.config import ModelConfig, ObjectiveConfig, load_config
 from vaelab.data import corrupt
-from vaelab.evaluate import importance_sampled
+from vaelab.evaluation import importance_sampled
 from vaelab.models import VAE, DataInfo
 from vaelab.objectives import build_objective
 

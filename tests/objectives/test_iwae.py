@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from vaelab.config import ModelConfig, ObjectiveConfig
-from vaelab.evaluate import importance_sampled
+from vaelab.evaluation import importance_sampled
 from vaelab.models import DataInfo, build_model
 from vaelab.objectives import build_objective
 from vaelab.objectives.iwae import iwae_bound

@@ -11,7 +11,7 @@ from vaelab.config import ModelConfig, OptimConfig
 from vaelab.errors import CheckpointError
 from vaelab.models import DataInfo, build_model
 from vaelab.runs.checkpoint import KEEP, TrainState, list_checkpoints, load_latest, save_checkpoint
-from vaelab.train.optim import build_optimizer
+from vaelab.training.optim import build_optimizer
 
 
 def make(seed=0):

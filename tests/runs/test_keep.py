@@ -10,7 +10,7 @@ from vaelab.cli import main
 from vaelab.config import RunConfig
 from vaelab.errors import CheckpointError, ConfigError
 from vaelab.runs import KEEP, checkpoint_epoch, list_checkpoints, load_run
-from vaelab.train import train_run
+from vaelab.training import train_run
 
 
 @pytest.fixture(scope="module")

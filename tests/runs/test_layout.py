@@ -9,7 +9,7 @@ from vaelab.config import RunConfig
 from vaelab.errors import CheckpointError
 from vaelab.runs import (RunDir, default_run_path, epochs_done, load_trained, read_metrics, report_path, run_label,
                          run_path, store_path, write_metrics)
-from vaelab.train import train_run
+from vaelab.training import train_run
 
 
 def test_sweep_paths(tmp_path):
@@ -41,7 +41,7 @@ def test_config_json_holds_config_data_info_and_architecture(tmp_path, data_dir)
                                "test_limit": 20}, "train": {"epochs": 1, "batch_size": 50, "device": "cpu"}})
     train_run(cfg, tmp_path / "r", data_dir, progress=False)
     raw = json.loads((tmp_path / "r" / "config.json").read_text())
-    assert set(raw) == {"format", "vaelab_version", "config", "data_info", "architecture"}
+    assert set(raw) == {"format", "vaelab_version", "config", "data_info", "architecture", "data"}
     assert raw["architecture"]["nets"]["encoder"]["steps"][0] == {
         "op": "linear", "in": 784, "out": 16, "weight": "encoder.net.0.weight", "bias": "encoder.net.0.bias"}
     run = RunDir(tmp_path / "r")

@@ -23,7 +23,7 @@ from safetensors.torch import load_file
 from vaelab.config import load_config
 from vaelab.data import load_dataset
 from vaelab.runs import load_trained
-from vaelab.train import train_run
+from vaelab.training import train_run
 
 LOG_2PI = math.log(2 * math.pi)
 

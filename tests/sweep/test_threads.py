@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from vaelab.sweep.executors import MAX_THREADS_ENV, core_shares, threads_per_worker
-from vaelab.train.loop import capped_threads
+from vaelab.training.loop import capped_threads
 
 
 @pytest.mark.parametrize("workers,cores", [(1, 1), (1, 2), (2, 2), (3, 2), (2, 5), (3, 8), (16, 4)])

@@ -5,15 +5,19 @@ about them: the image shape (conv nets), whether pixels are binary (Bernoulli de
 grey (Gaussian decoder), and whether the training images are grey levels that the trainer
 must binarise afresh each epoch (dynamic binarisation, Burda et al. 2015, sec. 5).
 
-The loaders (``mnist.py``, ``frey.py``) are listed by name in :data:`vaelab.data.DATASETS`
-and called as ``loader(cfg, data_dir, download=...)``; :func:`vaelab.data.load_dataset`
-only looks the name up.
+The built-in loaders (``mnist.py``, ``frey.py``) are listed by name in
+:data:`vaelab.data.DATASETS`; datasets given by path are read by :mod:`.formats`;
+:func:`vaelab.data.load_dataset` picks one or the other.  Every dataset says where it came
+from (``source``), and a run records that with the sha256 of its test tensor
+(:func:`tensor_sha256`), so that nothing evaluates a run on other images than its own.
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 
@@ -84,6 +88,10 @@ class Dataset:
     binary: bool  # True -> Bernoulli decoder, False -> Gaussian decoder
     num_classes: int  # 0 when there are no labels
     dynamic: bool  # train.x holds grey levels; binarize_dynamic() them every epoch
+    # Where it came from, recorded with every run: {"dataset": name} and the files' sha256
+    # for built-ins, {"dataset": path, "path": absolute path, "format", "sha256", "note"} for
+    # a file or folder (formats.py); {} for a Dataset built in memory.
+    source: dict[str, Any] = field(default_factory=dict)
 
     @property
     def dim(self) -> int:
@@ -97,10 +105,6 @@ class Dataset:
         return DataInfo(tuple(self.image_shape), bool(self.binary), int(self.num_classes), mean)
 
 
-def binarize_dynamic(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
-    """A fresh Bernoulli sample of grey levels ``x``: each pixel is 1 with probability x.
-
-    Drawn anew every epoch this is the dynamic binarisation of Burda et al. (2015, sec. 5),
-    which regularises far better than one fixed binary copy of the training set.
-    """
-    return torch.bernoulli(x.float(), generator=generator)
+def tensor_sha256(x: torch.Tensor) -> str:
+    """sha256 of a tensor's float32 values in C order (as ``x.cpu().float().numpy().tobytes()``)."""
+    return hashlib.sha256(x.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()

@@ -45,7 +45,8 @@ def load_frey(cfg: DataConfig, data_dir=None, *, download: bool = True) -> Datas
     (path,) = frey_files(data_dir, download=download)
     train, valid, test = _splits(sources.file_key([path]))
     return Dataset("frey", train.head(cfg.train_limit), valid.head(cfg.test_limit), test.head(cfg.test_limit),
-                   (1, HEIGHT, WIDTH), binary=False, num_classes=0, dynamic=False)
+                   (1, HEIGHT, WIDTH), binary=False, num_classes=0, dynamic=False,
+                   source={"dataset": "frey", "files": [{"name": FILE, "sha256": sources.KNOWN_FILES[FILE].sha256}]})
 
 
 @functools.lru_cache(maxsize=2)

@@ -35,6 +35,7 @@ import torch
 from ..config import DataConfig
 from ..errors import DataError
 from . import sources
+from .binarize import BINARIZATIONS, DYNAMIC, fixed_sample
 from .dataset import Dataset, Split
 
 try:
@@ -46,7 +47,6 @@ PKL = "mnist.pkl.gz"
 IDX = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
        "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
 VALID_SIZE = 10_000  # IDX: this many images at the end of train become validation
-VALID_SEED, TEST_SEED = 0, 1  # fixed Bernoulli samples of the evaluation sets (dynamic)
 SIDE = 28
 
 # What any parser may raise on malformed bytes; turned into one DataError line.  A
@@ -69,41 +69,22 @@ def load_mnist(cfg: DataConfig, data_dir=None, *, download: bool = True) -> Data
     key = (sources.file_key(paths), VALID_SIZE)
     grey = _grey(key)
     limits = {"train": cfg.train_limit, "valid": cfg.test_limit, "test": cfg.test_limit}
+    rule = BINARIZATIONS.get(cfg.binarize)
     splits = {}
     for name, split in grey.items():
         n = limits[name]
-        x = _BINARIZE[cfg.binarize](key, name, split.x[:n])
+        x = rule(split.x[:n], name, lambda name=name: _fixed_sample(key, name))
         splits[name] = Split(x, split.y[:n].clone())
+    files = [{"name": p.name, "sha256": sources.KNOWN_FILES[p.name].sha256} for p in paths]
     return Dataset("mnist", splits["train"], splits["valid"], splits["test"], (1, SIDE, SIDE),
-                   binary=True, num_classes=10, dynamic=cfg.binarize == "dynamic")
-
-
-# --- binarisation ---------------------------------------------------------------------
-
-
-def _dynamic(key, split: str, x: torch.Tensor) -> torch.Tensor:
-    if split == "train":
-        return x.clone()  # grey; the trainer samples it every epoch
-    return _fixed_sample(key, split)[: len(x)].clone()
+                   binary=True, num_classes=10, dynamic=cfg.binarize == DYNAMIC,
+                   source={"dataset": "mnist", "files": files})
 
 
 @functools.lru_cache(maxsize=4)
 def _fixed_sample(key, split: str) -> torch.Tensor:
-    """One Bernoulli sample of a whole evaluation split under its fixed seed.
-
-    Sampling the whole split and slicing afterwards makes ``test_limit=N`` give exactly
-    the first N images of the full evaluation set, whatever torch's sampling order.
-    """
-    seed = {"valid": VALID_SEED, "test": TEST_SEED}[split]
-    gen = torch.Generator().manual_seed(seed)
-    return torch.bernoulli(_grey(key)[split].x, generator=gen)
-
-
-_BINARIZE = {
-    "dynamic": _dynamic,
-    "threshold": lambda key, split, x: (x > 0.5).float(),
-    "seed-paper": lambda key, split, x: (x > 0).float(),
-}
+    """The fixed-seed Bernoulli sample of a whole evaluation split, once per process."""
+    return fixed_sample(_grey(key)[split].x, split)
 
 
 # --- reading --------------------------------------------------------------------------

@@ -40,7 +40,8 @@ def gaussian(x: torch.Tensor, level: float, generator: torch.Generator | None = 
     return x + level * eps
 
 
-NOISES: Registry = Registry("noise", {"none": no_noise, "salt-pepper": salt_pepper, "gaussian": gaussian})
+NOISES: Registry = Registry("noise", {"none": no_noise, "salt-pepper": salt_pepper, "gaussian": gaussian},
+                           plugins="noise")
 
 
 def corrupt(x: torch.Tensor, noise: str, level: float,

@@ -2,7 +2,8 @@
 
 Search order (the first directory holding a complete set of a dataset's files wins):
 
-1. the ``data_dir`` argument (the CLI's ``--data-dir``);
+1. the ``data_dir`` argument (the CLI's ``--data-dir``): when given, the only place looked
+   in (an explicit folder wins or fails; nothing is downloaded);
 2. the directory in the ``VAELAB_DATA`` environment variable;
 3. the user cache directory, ``$XDG_CACHE_HOME/vaelab`` or ``~/.cache/vaelab``.
 
@@ -102,8 +103,9 @@ def cache_dir() -> Path:
 
 
 def _labelled_dirs(data_dir: str | os.PathLike | None) -> list[tuple[Path, str]]:
-    cands = [(data_dir, "--data-dir"), (os.environ.get("VAELAB_DATA"), "VAELAB_DATA"),
-             (cache_dir(), "cache")]
+    if data_dir is not None and str(data_dir) != "":
+        return [(Path(data_dir).expanduser(), "--data-dir")]
+    cands = [(os.environ.get("VAELAB_DATA"), "VAELAB_DATA"), (cache_dir(), "cache")]
     out: list[tuple[Path, str]] = []
     for path, label in cands:
         if path is None or str(path) == "":
@@ -134,6 +136,9 @@ def find_files(what: str, choices: Sequence[Sequence[str]], data_dir: str | os.P
             if all(p.is_file() for p in paths):
                 return paths
     places = ", ".join(f"{p} ({label}{'' if p.is_dir() else ', missing'})" for p, label in dirs)
+    if data_dir is not None and str(data_dir) != "":
+        raise DataError(f"{what} not found in {places}. {hint} there, or leave --data-dir out to search "
+                        f"VAELAB_DATA and the cache (and download).")
     if not download:
         why = "download disabled"
     elif os.environ.get("VAELAB_OFFLINE") == "1":

@@ -9,8 +9,9 @@ from .normal import LOG_2PI, DiagonalGaussian, standard_normal_log_prob
 from .priors import Prior, StandardNormalPrior
 from .vamp import VampPrior
 
-LIKELIHOODS: Registry = Registry("likelihood", {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood})
-PRIORS: Registry = Registry("prior", {"normal": StandardNormalPrior, "vamp": VampPrior})
+LIKELIHOODS: Registry = Registry("likelihood", {"bernoulli": BernoulliLikelihood, "gaussian": GaussianLikelihood},
+                                 plugins="likelihood")
+PRIORS: Registry = Registry("prior", {"normal": StandardNormalPrior, "vamp": VampPrior}, plugins="prior")
 
 __all__ = [
     "LIKELIHOODS", "PRIORS", "LOG_2PI", "DiagonalGaussian", "standard_normal_log_prob", "Likelihood",

@@ -17,6 +17,9 @@ from .normal import LOG_2PI
 class Likelihood(nn.Module):
     n_params: int = 1
     config_keys: tuple[str, ...] = ()  # the model.* keys it is built from
+    # Defined on {0, 1} pixels only: grey data is binarised for it (data.binarize), and
+    # ``model.likelihood: auto`` picks it for data that is binary already.
+    binary = False
 
     def describe(self) -> dict:
         """What the decoder's outputs mean and how log p(x | z) is computed from them."""
@@ -47,6 +50,7 @@ class BernoulliLikelihood(Likelihood):
     """Bernoulli pixels with logits l: log p(x | l) = x l - softplus(l), exact for x in {0,1}."""
 
     n_params = 1
+    binary = True
 
     def __init__(self, cfg=None):
         super().__init__()

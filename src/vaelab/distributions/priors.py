@@ -18,6 +18,8 @@ Encoder = Callable[[torch.Tensor], DiagonalGaussian]
 
 class Prior(nn.Module):
     config_keys: tuple[str, ...] = ()  # the model.* keys it is built from
+    closed_form_kl = False  # kl_closed_form() returns KL(q || p) (objective.kl analytic)
+    uses_encoder = False  # built from the model's own posterior (the VampPrior): describe() says how
 
     def describe(self) -> dict:
         raise NotImplementedError
@@ -37,6 +39,8 @@ class Prior(nn.Module):
 
 class StandardNormalPrior(Prior):
     """p(z) = N(0, I)."""
+
+    closed_form_kl = True
 
     def __init__(self, cfg, latent: int, x_dim: int):
         super().__init__()

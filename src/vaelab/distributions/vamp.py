@@ -50,6 +50,7 @@ def mixture_log_prob(z: torch.Tensor, mean: torch.Tensor, logvar: torch.Tensor) 
 
 class VampPrior(Prior):
     config_keys = ("pseudo_inputs",)
+    uses_encoder = True
 
     def __init__(self, cfg, latent: int, x_dim: int):
         super().__init__()

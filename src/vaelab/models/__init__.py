@@ -10,13 +10,13 @@ import torch
 from ..config import ModelConfig
 from ..errors import ConfigError
 from ..registry import Registry
-from .base import VAE, DataInfo, LogWeights
+from .base import VAE, DataInfo, LogWeights, wants_binary
 from .cvae import CVAE
 from .hierarchical import HierarchicalVAE
 
-MODELS: Registry = Registry("model", {"vae": VAE, "cvae": CVAE, "hierarchical": HierarchicalVAE})
+MODELS: Registry = Registry("model", {"vae": VAE, "cvae": CVAE, "hierarchical": HierarchicalVAE}, plugins="model")
 
-__all__ = ["MODELS", "VAE", "DataInfo", "LogWeights", "build_model", "check_fits_memory"]
+__all__ = ["MODELS", "VAE", "DataInfo", "LogWeights", "build_model", "check_fits_memory", "wants_binary"]
 
 
 def build_model(cfg: ModelConfig, info: DataInfo) -> VAE:

@@ -21,7 +21,7 @@ import torch.nn as nn
 from ..config import ModelConfig
 from ..data.dataset import DataInfo
 from ..distributions import LIKELIHOODS, PRIORS, DiagonalGaussian, Likelihood
-from ..nets import NETS, init_weights, set_output_bias
+from ..nets import NETS, init_weights, resolve_init, set_output_bias
 
 
 @dataclass
@@ -45,6 +45,14 @@ class LogWeights:
         return self.log_qz_x - self.log_pz
 
 
+def wants_binary(cfg: ModelConfig) -> bool | None:
+    """Whether the configured likelihood needs {0, 1} pixels (grey data is then binarised);
+    None for ``auto``, where the data decides (:func:`likelihood_name`)."""
+    if cfg.likelihood == "auto":
+        return None
+    return bool(getattr(LIKELIHOODS.get(cfg.likelihood), "binary", False))
+
+
 def likelihood_name(cfg: ModelConfig, info: DataInfo) -> str:
     if cfg.likelihood != "auto":
         return cfg.likelihood
@@ -53,6 +61,9 @@ def likelihood_name(cfg: ModelConfig, info: DataInfo) -> str:
 
 class VAE(nn.Module):
     """One stochastic layer: q(z|x) diagonal Gaussian, p(z) from PRIORS, p(x|z) from LIKELIHOODS."""
+
+    # Its KL(q(z|x) || p(z)) has a closed form wherever the prior's has (objective.kl analytic).
+    closed_form_kl = True
 
     def __init__(self, cfg: ModelConfig, info: DataInfo):
         super().__init__()
@@ -74,9 +85,10 @@ class VAE(nn.Module):
         """The initial weights (``model.init``) of every net, and the decoder's output bias
         at the likelihood's parameters of the mean training image (``model.output_bias``).
         See :mod:`vaelab.nets.init`; the prior keeps its own start."""
+        scheme = resolve_init(self.cfg)
         for name, child in self.named_children():
             if name not in ("prior", "likelihood"):
-                init_weights(child, self.cfg.init)
+                init_weights(child, scheme)
         if self.cfg.output_bias == "data" and self.info.pixel_mean is not None:
             mean = torch.tensor(self.info.pixel_mean, dtype=torch.float64)
             set_output_bias(self.decoder.output_bias, self.likelihood.params_for_mean(mean))
@@ -162,8 +174,8 @@ class VAE(nn.Module):
             "weights": "the newest checkpoints/epoch-NNNNNN.safetensors whose sha256 matches its .json; "
                        "tensor 'model.' + the parameter names given here",
         }
-        if self.cfg.prior == "vamp":
-            out["prior"]["component"] = self._describe_vamp_component()
+        if self.prior.uses_encoder:  # a mixture of the model's own posteriors (the VampPrior)
+            out["prior"]["component"] = self._describe_prior_component()
         out["unused_config_keys"] = [f"model.{f.name}" for f in fields(self.cfg) if f.name not in self.config_keys()]
         return out
 
@@ -175,7 +187,7 @@ class VAE(nn.Module):
     def _describe_condition(self) -> dict[str, Any] | None:
         return None
 
-    def _describe_vamp_component(self) -> str:
+    def _describe_prior_component(self) -> str:
         return "q(z | u_k) = the posterior (encoder) of the pseudo-input u_k"
 
     # --- for figures and diagnostics -----------------------------------------------

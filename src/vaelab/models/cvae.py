@@ -26,7 +26,7 @@ class CVAE(VAE):
                 "fed_to": "every net, by its concat_condition step",
                 "bound": "log p(x | y): the prior p(z) does not see y"}
 
-    def _describe_vamp_component(self) -> str:
+    def _describe_prior_component(self) -> str:
         return "q(z | u_k, c = 0): the posterior (encoder) of the pseudo-input u_k with an all-zero condition"
 
     def condition(self, y: torch.Tensor | None) -> torch.Tensor:

@@ -26,6 +26,7 @@ from .base import VAE, LogWeights
 
 
 class HierarchicalVAE(VAE):
+    closed_form_kl = False  # the KL is over the chain q(z1|x) q(z2|z1): no closed form
     def build_nets(self, arch) -> None:
         cfg, info, cond = self.cfg, self.info, self.cond_dim
         z1, z2, inner = cfg.inner_latent, cfg.latent, tuple(cfg.inner_hidden)
@@ -56,7 +57,7 @@ class HierarchicalVAE(VAE):
                              "z1 ~ q(z1|x), then one z2 ~ q(z2|z1) per z1 sample")
         return out
 
-    def _describe_vamp_component(self) -> str:
+    def _describe_prior_component(self) -> str:
         return "q(z2 | z1 = mean of q(z1 | u_k)): the top posterior along the mean path of the pseudo-input u_k"
 
     # --- the extra conditionals -------------------------------------------------------

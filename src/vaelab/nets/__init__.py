@@ -6,6 +6,8 @@ an encoder and a decoder:
 * ``encoder(cfg, image_shape, out_dim, cond_dim)``: x (B, D) [, c (B, C)] -> (B, out_dim)
 * ``decoder(cfg, in_dim, image_shape, n_params, cond_dim)``: z (N, in_dim) [, c (N, C)]
   -> (N, n_params * D), grouped parameter-major ([all means, all stds] for Gaussians).
+* ``default_init(cfg)`` (optional): the weight start ``model.init: auto`` means for it
+  (PyTorch's own where it is missing).
 
 Every decoder exposes ``output_bias``: one learned bias per output, flat in the same
 order, where the model puts the data's mean image at the start (:mod:`.init`).
@@ -15,9 +17,17 @@ order, where the model puts the data's mean image at the start (:mod:`.init`).
 
 from ..registry import Registry
 from .conv import ConvArchitecture
-from .init import init_weights, set_output_bias
-from .mlp import MLP, MLPArchitecture, activation
+from .init import INITS, init_weights, set_output_bias
+from .mlp import ACTIVATIONS, MLP, MLPArchitecture, activation
 
-NETS: Registry = Registry("architecture", {"mlp": MLPArchitecture, "conv": ConvArchitecture})
+NETS: Registry = Registry("architecture", {"mlp": MLPArchitecture, "conv": ConvArchitecture}, plugins="net")
 
-__all__ = ["MLP", "NETS", "activation", "init_weights", "set_output_bias"]
+__all__ = ["ACTIVATIONS", "INITS", "MLP", "NETS", "activation", "init_weights", "resolve_init", "set_output_bias"]
+
+
+def resolve_init(cfg) -> str:
+    """``model.init``, with ``auto`` replaced by the architecture's own choice."""
+    if cfg.init != "auto":
+        return cfg.init
+    default = getattr(NETS.get(cfg.arch), "default_init", None)
+    return default(cfg) if default is not None else "torch"

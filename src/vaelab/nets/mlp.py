@@ -5,17 +5,34 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+from dataclasses import dataclass
+
+from ..registry import Registry
 from .describe import describe_sequential
 
 
-_ACTIVATIONS = {
-    "tanh": nn.Tanh, "relu": nn.ReLU, "leaky_relu": nn.LeakyReLU, "elu": nn.ELU,
-    "softplus": nn.Softplus, "sigmoid": nn.Sigmoid, "gelu": nn.GELU,
-}
+@dataclass(frozen=True)
+class Activation:
+    """An activation (``model.activation``) and the weight start that suits it: Glorot &
+    Bengio's for saturating ones, He et al.'s for the ReLU family (``model.init: auto``)."""
+
+    module: type[nn.Module]
+    init: str
+
+    def __call__(self) -> nn.Module:
+        return self.module()
+
+
+ACTIVATIONS: Registry = Registry("activation", {
+    "tanh": Activation(nn.Tanh, "glorot"), "softplus": Activation(nn.Softplus, "glorot"),
+    "sigmoid": Activation(nn.Sigmoid, "glorot"), "relu": Activation(nn.ReLU, "he"),
+    "leaky_relu": Activation(nn.LeakyReLU, "he"), "elu": Activation(nn.ELU, "he"), "gelu": Activation(nn.GELU, "he"),
+}, plugins="activation")
 
 
 def activation(name: str) -> nn.Module:
-    return _ACTIVATIONS[name]()  # names are validated by ModelConfig
+    """A fresh activation module; a plugin's may be a bare ``nn.Module`` class."""
+    return ACTIVATIONS.get(name)()
 
 
 class MLP(nn.Module):
@@ -55,6 +72,12 @@ class MLP(nn.Module):
 
 class MLPArchitecture:
     config_keys = ("hidden", "activation")  # the model.* keys these nets are built from
+
+    @staticmethod
+    def default_init(cfg) -> str:
+        """``model.init: auto``: the activation's own start (Glorot for tanh, as Burda et al.
+        and Kingma & Welling; He for ReLU-like units)."""
+        return getattr(ACTIVATIONS.get(cfg.activation), "init", "glorot")
     @staticmethod
     def encoder(cfg, image_shape, out_dim: int, cond_dim: int = 0) -> nn.Module:
         c, h, w = image_shape

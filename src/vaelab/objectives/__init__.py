@@ -13,7 +13,7 @@ from .base import Objective
 from .elbo import ELBO
 from .iwae import IWAE
 
-OBJECTIVES: Registry = Registry("objective", {"elbo": ELBO, "iwae": IWAE})
+OBJECTIVES: Registry = Registry("objective", {"elbo": ELBO, "iwae": IWAE}, plugins="objective")
 
 __all__ = ["OBJECTIVES", "Objective", "build_objective"]
 

@@ -16,6 +16,10 @@ class Objective:
     is the ordinary bound with the encoder fed x~ and the decoder scored on x.
     """
 
+    # Whether it can use a closed-form KL (objective.kl analytic); a bound that is a mean of
+    # log w over samples (the IWAE's) cannot.
+    closed_form_kl = False
+
     def __init__(self, cfg: ObjectiveConfig):
         self.cfg = cfg
 

@@ -17,6 +17,7 @@ from .base import Objective
 
 
 class ELBO(Objective):
+    closed_form_kl = True
     def beta_at(self, progress: float) -> float:
         if self.cfg.warmup_epochs <= 0:
             return self.cfg.beta

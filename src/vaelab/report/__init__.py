@@ -28,7 +28,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
-from .. import __version__
+from ..version import __version__
 from ..io import atomic_write_text
 from ..runs import report_path, run_label, store_path
 from ..store import RunRow, Store

@@ -25,13 +25,14 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import MaxNLocator
 
-from ..config import DataConfig
-from ..data import Dataset, load_dataset
+from ..data import Dataset
 from ..errors import VaelabError
-from ..evaluate.run import images
+from ..evaluation.run import images
 from ..io import atomic_write_bytes
 from ..registry import Registry
-from ..runs import RunDir, TrainedRun, list_checkpoints, load_run, read_metrics, report_path, run_path
+from ..models import wants_binary
+from ..runs import (RunDir, TrainedRun, check_same_data, list_checkpoints, load_run, read_metrics, report_path,
+                    run_dataset, run_path)
 from ..store import RunRow, Store
 from .grid import grid_shape, make_grid
 from .spec import lookup, matches
@@ -53,7 +54,7 @@ class Context:
     device: str = "cpu"
     # Loaded once per report, shared by every figure (and every experiment) that uses them.
     runs: dict[str, TrainedRun] = field(default_factory=dict)
-    datasets: dict[DataConfig, Dataset] = field(default_factory=dict)
+    datasets: dict[tuple, Dataset] = field(default_factory=dict)
     # A run's published number from the experiment's tables (run id -> value), for figures.
     references: dict[str, float] = field(default_factory=dict)
     # The sweep each run comes from, when the report spans several (else sweep_dir).
@@ -85,15 +86,20 @@ class Context:
             self.runs[run.id] = load_run(self.run_path(run), self.device)
         return self.runs[run.id]
 
-    def dataset(self, cfg: DataConfig) -> Dataset:
-        if cfg not in self.datasets:
-            self.datasets[cfg] = load_dataset(cfg, self.data_dir)
-        return self.datasets[cfg]
+    def dataset(self, trained: TrainedRun) -> Dataset:
+        """The run's own data (checked: :func:`vaelab.runs.run_dataset`), loaded once for all
+        runs on the same data."""
+        key = (trained.cfg.data, wants_binary(trained.cfg.model))
+        if key not in self.datasets:
+            self.datasets[key] = run_dataset(trained.cfg, trained.data, data_dir=self.data_dir)
+        else:
+            check_same_data(self.datasets[key], trained.data)
+        return self.datasets[key]
 
     def images(self, run: RunRow, which: str, n: int, label: int | None = None, seed: int = SEED):
-        """:func:`vaelab.evaluate.run.images` of a run, from the cached model and data."""
+        """:func:`vaelab.evaluation.run.images` of a run, from the cached model and data."""
         trained = self.trained(run)
-        ds = self.dataset(trained.cfg.data) if which == "reconstructions" else None
+        ds = self.dataset(trained) if which == "reconstructions" else None
         return images(trained, which, n, self.data_dir, label, seed, dataset=ds)
 
 
@@ -376,7 +382,7 @@ def latent_map(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, pa
     model, cfg = trained.model, trained.cfg
     if cfg.model.latent not in (2, 3):
         raise FigureSkipped(f"a latent map needs a 2-D or 3-D latent; run {run.id} has {cfg.model.latent}")
-    ds = ctx.dataset(cfg.data)
+    ds = ctx.dataset(trained)
     n = int(spec.get("n", 2000))
     x, y = ds.test.x[:n].to(ctx.device), ds.test.y[:n]
     z = model.latent_means(x, y.to(ctx.device) if model.cond_dim else None).cpu().numpy()  # (n, Z)

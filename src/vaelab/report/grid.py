@@ -16,13 +16,15 @@ from ..io import atomic_write_bytes
 
 def make_grid(images: torch.Tensor, image_shape: tuple[int, int, int], nrow: int | None = None,
               pad: int = 1) -> np.ndarray:
-    """(N, D) in [0,1] -> one (H', W') grey array, ``nrow`` images per row."""
+    """(N, D) in [0,1] -> one array, ``nrow`` images per row: (H', W') grey, or (H', W', 3)
+    for RGB images (any other channel count shows its first channel)."""
     c, h, w = image_shape
-    imgs = images.detach().float().clamp(0, 1).reshape(-1, c, h, w)[:, 0].cpu().numpy()
+    imgs = images.detach().float().clamp(0, 1).reshape(-1, c, h, w).cpu().numpy()
+    imgs = imgs.transpose(0, 2, 3, 1) if c == 3 else imgs[:, 0]  # (N, H, W[, 3])
     n = imgs.shape[0]
     nrow = nrow or grid_shape(n)[1]
     rows = int(math.ceil(n / nrow))
-    grid = np.ones((rows * (h + pad) + pad, nrow * (w + pad) + pad), dtype=np.float32)
+    grid = np.ones((rows * (h + pad) + pad, nrow * (w + pad) + pad, *imgs.shape[3:]), dtype=np.float32)
     for i, img in enumerate(imgs):
         r, col = divmod(i, nrow)
         grid[pad + r * (h + pad): pad + r * (h + pad) + h, pad + col * (w + pad): pad + col * (w + pad) + w] = img
@@ -60,7 +62,7 @@ def save_grid(images: torch.Tensor, image_shape: tuple[int, int, int], path: str
     drawn as a scale x scale block."""
     fmt = image_format(path)
     grid = make_grid(images, image_shape, nrow)
-    grid = np.kron(grid, np.ones((scale, scale), dtype=np.float32))
+    grid = grid.repeat(scale, axis=0).repeat(scale, axis=1)
     buf = io.BytesIO()
     matplotlib.image.imsave(buf, grid, cmap="gray", vmin=0.0, vmax=1.0, format=fmt)
     path = Path(path)

@@ -7,7 +7,9 @@ checkpoint or a metrics file::
                     the run label
     checkpoint.py   weights in safetensors + a JSON commit record; newest good one wins
     metrics.py      metrics.jsonl, its one reader and writer
-    trained.py      load_run / load_trained: a run directory -> its trained model
+    trained.py      load_run / load_trained: a run directory or bundle -> its trained model;
+                    export_bundle: a run -> a self-contained model folder
+    data.py         the run's data: recorded at the start, checked on every reload
 """
 
 from .checkpoint import (KEEP, Loaded, TrainState, checkpoint_epoch, find_checkpoint, list_checkpoints, load_latest,
@@ -15,8 +17,10 @@ from .checkpoint import (KEEP, Loaded, TrainState, checkpoint_epoch, find_checkp
 from .layout import (CONFIG, EVAL, METRICS, RunDir, default_run_path, report_path, run_label, run_path,
                      store_path)
 from .metrics import epochs_done, read_metrics, write_metrics
-from .trained import TrainedRun, load_run, load_trained
+from .data import check_same_data, config_dataset, data_record, run_dataset
+from .trained import TrainedRun, export_bundle, is_bundle, load_run, load_trained
 
-__all__ = ["CONFIG", "EVAL", "KEEP", "METRICS", "Loaded", "RunDir", "TrainState", "TrainedRun", "default_run_path",
-           "checkpoint_epoch", "epochs_done", "find_checkpoint", "list_checkpoints", "load_latest", "load_run", "load_trained", "read_metrics",
-           "report_path", "run_label", "run_path", "save_checkpoint", "store_path", "write_metrics"]
+__all__ = ["CONFIG", "EVAL", "KEEP", "METRICS", "Loaded", "RunDir", "TrainState", "TrainedRun", "check_same_data",
+           "checkpoint_epoch", "config_dataset", "data_record", "default_run_path", "epochs_done", "export_bundle", "find_checkpoint",
+           "is_bundle", "list_checkpoints", "load_latest", "load_run", "load_trained", "read_metrics", "report_path",
+           "run_dataset", "run_label", "run_path", "save_checkpoint", "store_path", "write_metrics"]

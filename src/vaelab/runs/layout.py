@@ -3,7 +3,8 @@
 A run directory::
 
     RUN/config.json        {"format", "vaelab_version", "config": RunConfig, "data_info": DataInfo,
-                            "architecture": the built model described (see vaelab.nets.describe)}
+                            "architecture": the built model described (see vaelab.nets.describe),
+                            "data": where the data came from and its test images' sha256 (data.py)}
     RUN/metrics.jsonl      one JSON object per finished epoch (metrics.py)
     RUN/checkpoints/       weights, optimiser state and the commit records (checkpoint.py)
     RUN/events/            TensorBoard event files (optional)
@@ -26,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
 
-from .. import __version__
+from ..version import __version__
 from ..config import RunConfig
 from ..data import DataInfo
 from ..errors import CheckpointError, ConfigError
@@ -82,6 +83,12 @@ class RunDir:
     def __post_init__(self) -> None:
         self.path = Path(self.path)
 
+    def __fspath__(self) -> str:  # a RunDir goes wherever a path does
+        return str(self.path)
+
+    def __str__(self) -> str:
+        return str(self.path)
+
     @property
     def ckpt_dir(self) -> Path:
         return self.path / CHECKPOINTS
@@ -112,14 +119,22 @@ class RunDir:
         return self.config_file.exists()
 
     # --- config.json --------------------------------------------------------------------
-    def write_config(self, cfg: RunConfig, info: DataInfo, architecture: Mapping[str, Any] | None = None) -> None:
-        """The resolved config (the run's identity), what the model knows of its data, and
-        the architecture of the model as built, complete enough to rebuild it without vaelab."""
+    def write_config(self, cfg: RunConfig, info: DataInfo, architecture: Mapping[str, Any] | None = None,
+                     data: Mapping[str, Any] | None = None) -> None:
+        """The resolved config (the run's identity), what the model knows of its data, the
+        architecture of the model as built (complete enough to rebuild it without vaelab),
+        and the data's identity (:func:`vaelab.runs.data.data_record`)."""
         record: dict[str, Any] = {"format": FORMAT, "vaelab_version": __version__, "config": cfg.to_dict(),
                                   "data_info": info.to_dict()}
         if architecture is not None:
             record["architecture"] = dict(architecture)
+        if data is not None:
+            record["data"] = dict(data)
         atomic_write_json(self.config_file, record)
+
+    def data_record(self) -> dict[str, Any] | None:
+        """What config.json says of the run's data (None for runs from before it was kept)."""
+        return self.read_raw().get("data")
 
     def read_raw(self) -> dict[str, Any]:
         """config.json as written, checked to be a vaelab run of this format."""

@@ -62,7 +62,7 @@ def core_shares(workers: int, cores: Sequence[int] | None = None) -> list[list[i
 
 
 # Set in every sweep worker: the most torch threads a run may use there, so that workers x
-# threads never exceeds the cores (a run's train.threads is capped by it, see train.loop).
+# threads never exceeds the cores (a run's train.threads is capped by it, see training.loop).
 MAX_THREADS_ENV = "VAELAB_MAX_THREADS"
 
 

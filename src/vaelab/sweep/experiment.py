@@ -43,7 +43,7 @@ import yaml
 
 from ..config import EXPERIMENT_DIR, RunConfig, read_yaml, resolve_dict, unflatten
 from ..errors import ConfigError
-from ..parts import check_names
+from ..parts import resolve
 from ..report.spec import validate_report_spec
 from ..runs import run_label
 from ..store import canonical_json
@@ -287,7 +287,7 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
                 cfg = RunConfig.from_dict(resolve_dict(unflatten(layered), None,
                                                        {**effort_over, **flatten(by_name[cfg.name]),
                                                         **dict(overrides or {})}))
-            check_names(cfg)
+            cfg = resolve(cfg)
         except ConfigError as err:
             shown = ", ".join(f"{k}={v}" for k, v in point.items())
             raise ConfigError(f"{path}: run {i + 1} ({shown}) at effort {effort}: {err}") from None

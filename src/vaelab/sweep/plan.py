@@ -33,9 +33,9 @@ from typing import Any, Sequence
 import torch
 
 from ..config import RunConfig
-from ..data import load_dataset
-from ..evaluate.likelihood import DEFAULT_ROWS_PER_CHUNK, evaluate_model
-from ..train import Trainer
+from ..evaluation.likelihood import DEFAULT_ROWS_PER_CHUNK, evaluate_model
+from ..runs import config_dataset
+from ..training import Trainer
 from .executors import core_shares, default_workers, threads_per_worker
 from .experiment import Run
 
@@ -83,7 +83,7 @@ def _measure(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> di
     t_start = time.perf_counter()
     cfg = RunConfig.from_dict(cfg_dict)
     t0 = time.perf_counter()
-    ds = load_dataset(cfg.data, data_dir)
+    ds = config_dataset(cfg, data_dir)
     load_s = time.perf_counter() - t0
     n_train, n_valid, n_test = (int(s.x.shape[0]) for s in (ds.train, ds.valid, ds.test))
     bs = cfg.train.batch_size

@@ -27,6 +27,7 @@ from typing import Sequence
 from ..data import check_data as check_dataset
 from ..devices import on_cuda
 from ..errors import ConfigError
+from ..parts import session_parts
 from ..runs import run_label, store_path
 from ..store import Store, process_alive, process_id
 from .executors import EXECUTORS
@@ -136,6 +137,11 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
     exec_cls = EXECUTORS.get(executor)
     if address and executor != "ray":
         raise ConfigError("--address is for --executor ray")
+    local = sorted({p for exp in experiments for r in exp.runs for p in session_parts(r.config)})
+    if local:
+        raise ConfigError(f"{', '.join(local)} exist only in this Python process (vaelab.register); a sweep's "
+                          f"workers are new processes and cannot see them: train with vaelab.train, or install "
+                          f"them as a plugin (entry points 'vaelab.parts')")
     check_data(experiments, sweep_dir, data_dir)
     store, runs = prepare(experiments, sweep_dir)
     ids = [r.id for r in runs]

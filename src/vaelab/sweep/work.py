@@ -16,12 +16,12 @@ from typing import Any, Mapping
 
 from ..config import RunConfig
 from ..errors import VaelabError, first_line
-from ..evaluate.run import evaluate_run
+from ..evaluation.run import evaluate_run
 from ..io import atomic_write_text
 from ..runs import RunDir
 from ..store import Store
-from ..train import train_run
-from ..train.select import read_choice
+from ..training import train_run
+from ..training.select import read_choice
 
 
 def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | None = None) -> dict[str, Any]:

@@ -5,7 +5,7 @@ import torch
 
 from vaelab.config import OptimConfig
 from vaelab.errors import ConfigError
-from vaelab.train.optim import OPTIMIZERS, build_optimizer
+from vaelab.training.optim import OPTIMIZERS, build_optimizer
 
 
 def params():

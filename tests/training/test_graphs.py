@@ -14,9 +14,9 @@ from vaelab.data import load_dataset
 from vaelab.models import build_model
 from vaelab.objectives import build_objective
 from vaelab.sweep.experiment import run_id
-from vaelab.train import train_run
-from vaelab.train.graphs import GraphedStep
-from vaelab.train.loop import _step_terms
+from vaelab.training import train_run
+from vaelab.training.graphs import GraphedStep
+from vaelab.training.loop import _step_terms
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

@@ -9,7 +9,7 @@ import torch.nn as nn
 
 from vaelab.config import ModelConfig
 from vaelab.distributions import LOG_2PI, Likelihood
-from vaelab.evaluate import evaluate_model, importance_sampled
+from vaelab.evaluation import evaluate_model, importance_sampled
 from vaelab.models import VAE, DataInfo
 
 D, Z, S = 6, 2, 0.5

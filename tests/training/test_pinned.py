@@ -9,7 +9,7 @@ import pytest
 from safetensors.torch import load_file
 
 from vaelab.config import load_config
-from vaelab.train import train_run
+from vaelab.training import train_run
 
 # parameter -> (sum of |w|, sum of w) after 2 epochs, from the original code
 PINNED = {

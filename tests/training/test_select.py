@@ -10,9 +10,9 @@ import pytest
 from vaelab.config import RunConfig
 from vaelab.errors import ConfigError, TrainingDiverged
 from vaelab.sweep.experiment import load_experiment, run_id
-from vaelab.train import train_run
+from vaelab.training import train_run
 from vaelab.runs import TrainState
-from vaelab.train.select import RECORD, candidate_dir, select
+from vaelab.training.select import RECORD, candidate_dir, select
 
 LRS = (0.1, 0.01, 0.02)
 

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from vaelab.config import load_config
-from vaelab.train import train_run
+from vaelab.training import train_run
 from vaelab.runs.checkpoint import load_latest
-from vaelab.train.events import EVENTS_DIR, image_epochs
+from vaelab.training.events import EVENTS_DIR, image_epochs
 
 OVERRIDES = {"model.latent": 3, "model.hidden": [32], "train.epochs": 3, "data.train_limit": 400,
              "data.test_limit": 100, "train.threads": 1}

@@ -29,13 +29,14 @@ import torch
 from tqdm.auto import tqdm
 
 from ..config import RunConfig
-from ..data import Dataset, binarize_dynamic, load_dataset
+from ..data import Dataset, binarize_dynamic
 from ..data.sources import cache_dir
 from ..devices import resolve_device
 from ..errors import CheckpointError, TrainingDiverged, first_line
 from ..models import build_model, check_fits_memory
 from ..objectives import build_objective
-from ..runs import RunDir, TrainState, list_checkpoints, load_latest, save_checkpoint
+from ..runs import (RunDir, TrainState, check_same_data, config_dataset, data_record, list_checkpoints, load_latest,
+                    run_dataset, save_checkpoint)
 from .events import EventWriter
 from .graphs import GraphedStep
 from .optim import build_optimizer, lr_at
@@ -116,7 +117,7 @@ class Trainer:
         if threads:
             torch.set_num_threads(threads)
         self.device = resolve_device(cfg.train.device)
-        self.ds = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
+        self.ds = self._dataset(data_dir, dataset)
         self.info = self.ds.info
         check_fits_memory(cfg.model, self.info, cfg.train.batch_size * cfg.objective.k)
         torch.manual_seed(cfg.train.seed)  # weight initialisation
@@ -129,7 +130,7 @@ class Trainer:
         self._graphed: GraphedStep | None = None
         self._use_graph = self._wants_graph()
         self.run.path.mkdir(parents=True, exist_ok=True)
-        self.run.write_config(cfg, self.info, self.model.describe())
+        self.run.write_config(cfg, self.info, self.model.describe(), self.data)
         loaded = load_latest(self.run.ckpt_dir) if self.resume else None
         if loaded is not None:
             self._restore(loaded)
@@ -142,6 +143,22 @@ class Trainer:
         self.events = EventWriter.open(self.run.path, self.state.epoch, cfg.train.epochs, self.info.image_shape,
                                        self.info.num_classes)
         return self
+
+    def _dataset(self, data_dir, given: Dataset | None) -> Dataset:
+        """The run's data, and its record for config.json.  A resumed run must find the data it
+        started on (its recorded test images), whether given or reloaded."""
+        before = self.run.data_record() if self.resume and self.run.exists() else None
+        if given is not None:
+            check_same_data(given, before)
+            ds = given
+        elif before is not None:
+            ds = run_dataset(self.cfg, before, data_dir=data_dir)
+        else:
+            ds = config_dataset(self.cfg, data_dir)
+        self.data = before or data_record(ds)
+        if self.progress and ds.source.get("note") and before is None:
+            print(f"vaelab: note: {ds.source['note']}", file=sys.stderr, flush=True)
+        return ds
 
     def _to_device(self) -> None:
         d = self.device
@@ -348,10 +365,10 @@ def train_run(cfg: RunConfig, run_dir: str | Path, data_dir: str | Path | None =
               progress: bool = True, dataset: Dataset | None = None) -> TrainState:
     """Train (or resume) one run; returns its final state.  A run that fails before its
     first checkpoint leaves no directory behind.  A config with a ``select`` stage first
-    runs (or resumes) its short candidate runs (:mod:`vaelab.train.select`)."""
+    runs (or resumes) its short candidate runs (:mod:`vaelab.training.select`)."""
     run_path = Path(run_dir)
     if cfg.select is not None:
-        data = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
+        data = dataset if dataset is not None else config_dataset(cfg, data_dir)
         say = (lambda msg: print(f"vaelab: {msg}", file=sys.stderr, flush=True)) if progress else None
         cfg = select(cfg, run_path,
                      lambda c, d: train_run(c, d, data_dir, resume=True, progress=progress, dataset=data), say)

@@ -51,7 +51,7 @@ def _sgd(params, cfg: OptimConfig) -> torch.optim.Optimizer:
                            **_kernel(params))
 
 
-OPTIMIZERS: Registry = Registry("optimizer", {"adam": _adam, "adagrad": _adagrad, "sgd": _sgd})
+OPTIMIZERS: Registry = Registry("optimizer", {"adam": _adam, "adagrad": _adagrad, "sgd": _sgd}, plugins="optimizer")
 
 
 def build_optimizer(params, cfg: OptimConfig) -> torch.optim.Optimizer:
@@ -63,14 +63,24 @@ def burda_stages(n_stages: int = 8) -> list[int]:
     return [3 ** i for i in range(n_stages)]
 
 
-def lr_at(cfg: OptimConfig, epoch: int) -> float:
-    """Learning rate for 0-based ``epoch`` (before any NaN-guard halving)."""
-    if cfg.schedule == "constant":
-        return cfg.lr
-    # burda: lr * 10^(-i/7) during stage i; the last stage's rate holds beyond 3280 epochs.
+def _constant(lr: float, epoch: int) -> float:
+    return lr
+
+
+def _burda(lr: float, epoch: int) -> float:
+    """lr * 10^(-i/7) during stage i; the last stage's rate holds beyond 3280 epochs."""
     start = 0
     for i, length in enumerate(burda_stages()):
         if epoch < start + length:
-            return cfg.lr * 10 ** (-i / 7)
+            return lr * 10 ** (-i / 7)
         start += length
-    return cfg.lr * 10 ** (-7 / 7)
+    return lr * 10 ** (-7 / 7)
+
+
+# optim.schedule: (base rate, 0-based epoch) -> the epoch's rate
+SCHEDULES: Registry = Registry("schedule", {"constant": _constant, "burda": _burda})
+
+
+def lr_at(cfg: OptimConfig, epoch: int) -> float:
+    """Learning rate for 0-based ``epoch`` (before any NaN-guard halving)."""
+    return SCHEDULES.get(cfg.schedule)(cfg.lr, epoch)

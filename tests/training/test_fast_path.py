@@ -27,11 +27,11 @@ from vaelab.config import ModelConfig, OptimConfig, RunConfig
 from vaelab.data import Dataset, Split
 from vaelab.distributions import BernoulliLikelihood
 from vaelab.distributions import likelihoods as lik_module
-from vaelab.evaluate import evaluate_model
+from vaelab.evaluation import evaluate_model
 from vaelab.models import DataInfo, build_model
-from vaelab.train import Trainer
-from vaelab.train.loop import epoch_seed
-from vaelab.train.optim import _kernel, build_optimizer
+from vaelab.training import Trainer
+from vaelab.training.loop import epoch_seed
+from vaelab.training.optim import _kernel, build_optimizer
 
 SHAPE = (1, 8, 8)
 D = 64

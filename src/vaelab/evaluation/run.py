@@ -1,9 +1,7 @@
-"""`vaelab eval`: evaluate a run directory on its clean test set, on a stated protocol."""
+"""`vaelab eval`: evaluate a run directory (or bundle) on its clean test set, on a stated protocol."""
 
 from __future__ import annotations
 
-import dataclasses
-import hashlib
 import math
 import sys
 import time
@@ -12,26 +10,24 @@ from typing import Any
 
 import torch
 
-from ..data import Dataset, load_dataset
+from ..data import Dataset, tensor_sha256
 from ..devices import resolve_device
 from ..errors import ConfigError, VaelabError
 from ..io import atomic_write_json
-from ..runs import RunDir, TrainedRun, load_run
+from ..runs import RunDir, TrainedRun, load_run, run_dataset
 from .likelihood import DEFAULT_ROWS_PER_CHUNK, active_units, evaluate_model, importance_sampled
 
+__all__ = ["evaluate_run", "images", "load_images", "protocol", "tensor_sha256"]
 
-def protocol(cfg, k: int, conditional: bool, n: int) -> str:
-    """One sentence saying exactly what the numbers are."""
+
+def protocol(cfg, k: int, conditional: bool, n: int, binary: bool = True) -> str:
+    """One sentence saying exactly what the numbers are (``binary``: the model saw {0, 1}
+    pixels, binarised by ``data.binarize`` where the data were grey)."""
     target = "log p(x | y) (conditioned on the true label)" if conditional else "log p(x)"
-    binar = "" if cfg.data.dataset == "frey" else f", {cfg.data.binarize} binarisation (fixed-seed test sample)"
+    binar = f", {cfg.data.binarize} binarisation (fixed-seed test sample)" if binary else ""
     return (f"{cfg.data.dataset} test set ({n} images{binar}); ELBO = mean of log w over the {k} samples; "
             f"log-likelihood = importance-sampled {target} with k={k} samples from q (Burda et al. 2015); "
             f"nats per image, higher is better")
-
-
-def tensor_sha256(x: torch.Tensor) -> str:
-    """sha256 of a tensor's float32 values in C order (as ``x.cpu().float().numpy().tobytes()``)."""
-    return hashlib.sha256(x.detach().to("cpu", torch.float32).contiguous().numpy().tobytes()).hexdigest()
 
 
 MAX_K = 10 ** 7  # beyond this an estimate takes longer than anyone waits
@@ -78,7 +74,7 @@ def _announce(seconds: float, n: int, k: int, device: torch.device) -> None:
 def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path | None = None,
                  device: str = "auto", progress: bool = True, write: bool = True,
                  limit: int | None = None, announce: bool = False, epoch: int | None = None,
-                 all_test: bool = False) -> dict[str, Any]:
+                 all_test: bool = False, data: str | Path | None = None) -> dict[str, Any]:
     """Evaluate a run directory (its newest checkpoint, or that of ``epoch``, kept with
     ``train.keep_epochs``) on its test set, or with ``all_test`` on the dataset's whole test
     set where the run was trained with a ``data.test_limit`` (a quick effort's 5000 images:
@@ -87,14 +83,15 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
     start silently).  ``write`` records the result in
     the run directory: ``eval.json`` at the run's own protocol (its final checkpoint, its
     eval.k, every test image), else ``eval[-eE]-kK[-nN].json``, so a look at anything else
-    never replaces it."""
+    never replaces it (a bundle is never written to).  The data are the run's own, checked
+    (:func:`vaelab.runs.run_dataset`); ``data``: a moved copy of a dataset given by path."""
     _check_args(k, limit)
     dev = resolve_device(device)
     trained = load_run(run_dir, dev, epoch)
     model, cfg, sidecar = trained.model, trained.cfg, trained.sidecar
     k = cfg.eval.k if k is None else k
     every = all_test and cfg.data.test_limit is not None
-    ds = load_dataset(dataclasses.replace(cfg.data, test_limit=None) if every else cfg.data, data_dir)
+    ds = run_dataset(cfg, trained.data, data, data_dir, whole_test=every)
     x, y = ds.test.x, ds.test.y
     if limit:
         x, y = x[:limit], y[:limit]
@@ -117,7 +114,7 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
         "model": cfg.name,
         "dataset": cfg.data.dataset,
         "seconds": round(seconds, 3),
-        "protocol": protocol(cfg, k, conditional, int(x.shape[0])),
+        "protocol": protocol(cfg, k, conditional, int(x.shape[0]), trained.info.binary),
         # what anyone can check: the exact test tensor evaluated (after binarisation and
         # --limit; the fixed-seed binarisation depends on torch's RNG code) and torch's version
         "test_sha256": tensor_sha256(x),
@@ -127,7 +124,7 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
         out["log_likelihood_sem"] = None  # one test image has no standard error (and JSON has no NaN)
     if not all(math.isfinite(out[n]) for n in ("elbo", "log_likelihood", "recon", "kl")):
         raise VaelabError(f"evaluation of {trained.path} gave non-finite numbers; the model is broken, not the data")
-    if write:  # eval.json is the run's own protocol; a look at another k or subset gets its own file
+    if write and not trained.bundle:  # eval.json is the run's own protocol; another k or subset: its own file
         own = k == cfg.eval.k and not limit and epoch is None and not every
         run = RunDir(trained.path)
         subset = x.shape[0] if limit or every else None
@@ -136,13 +133,14 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
 
 
 def load_images(run_dir: str | Path, which: str, n: int, data_dir=None, device: str = "auto",
-                label: int | None = None, seed: int = 0) -> tuple[torch.Tensor, tuple[int, int, int]]:
+                label: int | None = None, seed: int = 0, data: str | Path | None = None
+                ) -> tuple[torch.Tensor, tuple[int, int, int]]:
     """:func:`images` of the run in ``run_dir`` (loaded here)."""
-    return images(load_run(run_dir, resolve_device(device)), which, n, data_dir, label, seed)
+    return images(load_run(run_dir, resolve_device(device)), which, n, data_dir, label, seed, data=data)
 
 
 def images(trained: TrainedRun, which: str, n: int, data_dir=None, label: int | None = None, seed: int = 0,
-           dataset: Dataset | None = None) -> tuple[torch.Tensor, tuple[int, int, int]]:
+           dataset: Dataset | None = None, data: str | Path | None = None) -> tuple[torch.Tensor, tuple[int, int, int]]:
     """Images for figures from a loaded run: ``samples`` from the prior, or
     ``reconstructions`` of the first n test images stacked above them (originals first).
     ``dataset``: the run's test data when the caller has it loaded already.
@@ -163,7 +161,7 @@ def images(trained: TrainedRun, which: str, n: int, data_dir=None, label: int | 
                 raise VaelabError(f"--label needs a conditional model; {cfg.name} is not one")
             imgs = model.sample(n, y)
         else:
-            ds = dataset if dataset is not None else load_dataset(cfg.data, data_dir)
+            ds = dataset if dataset is not None else run_dataset(cfg, trained.data, data, data_dir)
             x, y = ds.test.x[:n].to(dev), ds.test.y[:n].to(dev)
             imgs = torch.cat([x, model.reconstruct(x, y if model.cond_dim else None)])
     return imgs.cpu(), info.image_shape

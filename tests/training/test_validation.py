@@ -8,7 +8,7 @@ import torch
 
 from vaelab.config import RunConfig
 from vaelab.errors import ConfigError
-from vaelab.train import Trainer
+from vaelab.training import Trainer
 
 from .test_fast_path import tiny_dataset
 

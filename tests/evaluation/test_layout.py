@@ -6,8 +6,8 @@ from __future__ import annotations
 import torch
 
 from vaelab.config import ModelConfig
-from vaelab.evaluate import evaluate_model
-from vaelab.evaluate import likelihood as lik
+from vaelab.evaluation import evaluate_model
+from vaelab.evaluation import likelihood as lik
 from vaelab.models import DataInfo, build_model
 
 

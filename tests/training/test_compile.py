@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from vaelab.config import RunConfig
-from vaelab.train import Trainer
-from vaelab.train import loop as loop_module
+from vaelab.training import Trainer
+from vaelab.training import loop as loop_module
 
 from .test_fast_path import tiny_dataset
 

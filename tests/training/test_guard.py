@@ -9,7 +9,7 @@ import pytest
 from vaelab.config import RunConfig
 from vaelab.data import load_dataset
 from vaelab.errors import TrainingDiverged
-from vaelab.train import train_run
+from vaelab.training import train_run
 from vaelab.runs.checkpoint import list_checkpoints, load_latest
 
 
