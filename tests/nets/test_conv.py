@@ -75,3 +75,28 @@ def test_conv_vae_log_weights_and_eval_mode_is_deterministic():
     z = torch.randn(4, 4)
     torch.testing.assert_close(model.decode(z)[:1], model.decode(z[:1]))
     assert torch.isfinite(model.log_weights(x, 3).log_w).all()
+
+
+@pytest.mark.parametrize("shape", [(1, 28, 28), (1, 28, 20), (1, 27, 13), (3, 8, 5), (1, 4, 8)])
+@pytest.mark.parametrize("n_params,cond_dim", [(1, 0), (2, 0), (1, 3)])
+def test_inference_form_is_the_eval_mode_decoder(shape, n_params, cond_dim):
+    # Batch norm folded into the first transposed conv, the last one as a GEMM plus an
+    # overlap-add, rows in blocks: the same function up to float rounding, for every image
+    # size the decoder supports (odd sides use output_padding) and more rows than a block.
+    torch.manual_seed(0)
+    dec = CONV.decoder(CFG, 4, shape, n_params, cond_dim)
+    cond = torch.eye(3)[torch.randint(0, 3, (700,))] if cond_dim else None
+    with torch.no_grad():
+        dec.train()(torch.randn(700, 4), cond)  # running statistics that are not (0, 1)
+        bn = dec.deconv[1]
+        bn.weight.uniform_(0.5, 1.5)
+        bn.bias.uniform_(-0.3, 0.3)
+        dec.output_bias.uniform_(-1.0, 1.0)
+    dec.eval()
+    fast = dec.for_inference()
+    z = torch.randn(2, 350, 4)  # a leading sample dim, 700 rows: a block of 512 and a partial one
+    with torch.no_grad():
+        want = dec(z, cond[:350] if cond_dim else None)
+        got = fast(z, cond[:350] if cond_dim else None)
+    assert got.shape == want.shape
+    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)

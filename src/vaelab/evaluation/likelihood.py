@@ -11,6 +11,7 @@ one pass and are always labelled apart.  By Jensen, E[IS estimate] <= log p(x) a
 
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import asdict, dataclass
 
@@ -64,16 +65,21 @@ def importance_sampled(model, x: torch.Tensor, y: torch.Tensor | None, k: int,
     }
 
 
-def _channels_last(model, device: torch.device):
-    """Conv nets on the CPU are evaluated with their 4-D weights in channels-last layout:
-    oneDNN's transposed convolutions then run in NHWC, 1.4x faster for the CNN VAE's IS
-    evaluation (k*B rows through the decoder; measured, BENCHMARKS.md).  Same weights,
-    float rounding only (the IS estimate moved by 1e-6 nats).  -> a function restoring the
-    default layout (checkpoints are written from contiguous tensors)."""
-    if device.type != "cpu" or not any(p.dim() == 4 for p in model.parameters()):
-        return lambda: None
-    model.to(memory_format=torch.channels_last)
-    return lambda: model.to(memory_format=torch.contiguous_format)
+def inference_form(model: torch.nn.Module, device: torch.device) -> torch.nn.Module:
+    """The model for many rows without gradients: on the CPU, an eval-mode copy in which
+    every net that offers a faster form of itself (``for_inference()``, e.g. the conv
+    decoder: batch norm folded, its last transposed convolution as a GEMM) is replaced by
+    it; the same function up to float rounding (BENCHMARKS.md, "CNN decoder").  The model
+    itself where no net offers one, or off the CPU."""
+    offers = [name for name, m in model.named_modules() if callable(getattr(m, "for_inference", None))]
+    if device.type != "cpu" or not offers:
+        return model
+    fast = copy.deepcopy(model).eval()
+    for name in offers:
+        parent, _, leaf = name.rpartition(".")
+        holder = fast.get_submodule(parent) if parent else fast
+        setattr(holder, leaf, getattr(holder, leaf).for_inference())
+    return fast
 
 
 @torch.no_grad()
@@ -83,26 +89,23 @@ def evaluate_model(model, x: torch.Tensor, y: torch.Tensor | None, k: int = 5000
     """Mean test ELBO and IS log-likelihood over x (N, D), repeatable under ``seed``."""
     was_training = model.training
     model.eval()
-    restore_layout = _channels_last(model, x.device)
+    net = inference_form(model, x.device)
     n = x.shape[0]
     if batch_size <= 0:
         batch_size = max(1, min(n, rows_per_chunk // k if k < rows_per_chunk else 1, 1000))
     totals: dict[str, list[torch.Tensor]] = {"log_likelihood": [], "elbo": [], "recon": [], "kl": []}
-    try:
-        devices = [x.device] if x.device.type == "cuda" else []
-        with torch.random.fork_rng(devices=devices):
-            torch.manual_seed(seed)
-            bar = tqdm(total=n, desc=f"eval k={k}", unit="img", disable=not progress, leave=False)
-            for start in range(0, n, batch_size):
-                xb = x[start:start + batch_size]
-                yb = None if y is None else y[start:start + batch_size]
-                out = importance_sampled(model, xb, yb, k, rows_per_chunk)
-                for name, v in out.items():
-                    totals[name].append(v.cpu())
-                bar.update(xb.shape[0])
-            bar.close()
-    finally:
-        restore_layout()
+    devices = [x.device] if x.device.type == "cuda" else []
+    with torch.random.fork_rng(devices=devices):
+        torch.manual_seed(seed)
+        bar = tqdm(total=n, desc=f"eval k={k}", unit="img", disable=not progress, leave=False)
+        for start in range(0, n, batch_size):
+            xb = x[start:start + batch_size]
+            yb = None if y is None else y[start:start + batch_size]
+            out = importance_sampled(net, xb, yb, k, rows_per_chunk)
+            for name, v in out.items():
+                totals[name].append(v.cpu())
+            bar.update(xb.shape[0])
+        bar.close()
     model.train(was_training)
     cat = {name: torch.cat(v) for name, v in totals.items()}
     ll = cat["log_likelihood"]
