@@ -45,10 +45,12 @@ BINARIZATIONS: Registry = Registry("binarisation", {
 DYNAMIC = "dynamic"  # the rule whose training images the trainer binarises afresh each epoch
 
 
-def binarize_dynamic(x: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+def binarize_dynamic(x: torch.Tensor, generator: torch.Generator | None = None,
+                     out: torch.Tensor | None = None) -> torch.Tensor:
     """A fresh Bernoulli sample of grey levels ``x``: each pixel is 1 with probability x.
 
     Drawn anew every epoch this is the dynamic binarisation of Burda et al. (2015, sec. 5),
-    which regularises far better than one fixed binary copy of the training set.
+    which regularises far better than one fixed binary copy of the training set.  ``out``
+    (x's shape, float) receives the sample: the same draws, without a new allocation.
     """
-    return torch.bernoulli(x.float(), generator=generator)
+    return torch.bernoulli(x.float(), generator=generator, out=out)

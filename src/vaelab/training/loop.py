@@ -1,8 +1,10 @@
 """The training loop.
 
 Speed: the training set lives on the device as one contiguous tensor; each epoch it is
-binarised in one call (dynamic binarisation) and permuted once, and minibatches are
-slices of it: no DataLoader, no per-batch Python sampling.
+binarised in one call (dynamic binarisation, into a buffer kept for the run) and one
+permutation is drawn; each minibatch gathers its 100 rows by that permutation: no
+DataLoader, no per-batch Python sampling, no shuffled copy of the whole set.  With
+``train.threads`` 0 the thread count is measured at the start (:mod:`.threads`).
 
 Exact resume: every random draw of epoch e (binarisation, shuffling, reparameterisation
 noise) comes from the global RNG re-seeded with (seed, e) at the start of the epoch, and
@@ -33,6 +35,7 @@ from ..data import Dataset, binarize_dynamic
 from ..data.sources import cache_dir
 from ..devices import resolve_device
 from ..errors import CheckpointError, TrainingDiverged, first_line
+from ..evaluation.likelihood import inference_form
 from ..models import build_model, check_fits_memory
 from ..objectives import build_objective
 from ..runs import (RunDir, TrainState, check_same_data, config_dataset, data_record, list_checkpoints, load_latest,
@@ -41,6 +44,7 @@ from .events import EventWriter
 from .graphs import GraphedStep
 from .optim import build_optimizer, lr_at
 from .select import select
+from .threads import PROBE_MIN_STEPS, candidates, probe, side_effect_free
 
 
 def inductor_cache_dir() -> Path:
@@ -127,6 +131,7 @@ class Trainer:
         self.state = TrainState()
         self._compiled = self._compile() if cfg.train.compile else None
         self._to_device()
+        self._binary: torch.Tensor | None = None  # the epoch's binarised training set (dynamic data)
         self._graphed: GraphedStep | None = None
         self._use_graph = self._wants_graph()
         self.run.path.mkdir(parents=True, exist_ok=True)
@@ -137,12 +142,41 @@ class Trainer:
         else:
             save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state, self.cfg.train.keep_epochs)  # epoch 0: rollback target
         self.resumed_from = self.state.epoch if loaded is not None else None
+        self.threads = threads or self._choose_threads()
         if self.progress and loaded is not None:
             print(f"vaelab: resuming {self.run.path} from epoch {self.state.epoch} of {cfg.train.epochs}",
                   file=sys.stderr, flush=True)
         self.events = EventWriter.open(self.run.path, self.state.epoch, cfg.train.epochs, self.info.image_shape,
                                        self.info.num_classes)
         return self
+
+    def _choose_threads(self) -> int:
+        """``train.threads`` 0: torch's own count, unless this is a CPU run of some length
+        outside a sweep (whose workers set their threads): then the count the run's step
+        is fastest on, measured now (:mod:`.threads`), or the one a resumed run recorded,
+        so that it goes on as it began (conv nets round differently on other counts)."""
+        cores = torch.get_num_threads()
+        steps = math.ceil(self.train_x.shape[0] / self.cfg.train.batch_size) * self.cfg.train.epochs
+        if (self.device.type != "cpu" or cores < 2 or os.environ.get("VAELAB_MAX_THREADS")
+                or steps < PROBE_MIN_STEPS or self._compiled is not None):
+            return cores
+        recorded = [row["threads"] for row in self.state.metrics if "threads" in row]
+        if recorded:
+            torch.set_num_threads(min(cores, int(recorded[-1])))
+            return torch.get_num_threads()
+        x = self.train_x[:self.cfg.train.batch_size]
+        y = self.train_y[:self.cfg.train.batch_size] if self.use_labels else None
+
+        def step() -> None:
+            terms = self.objective(self.model, x, y)
+            (-terms["objective"].mean()).backward()
+
+        best, per_step = probe(side_effect_free(self.model, step), candidates(cores))
+        if self.progress:
+            shown = ", ".join(f"{n} thread{'s' * (n > 1)} {s * 1e3:.1f} ms" for n, s in per_step.items())
+            print(f"vaelab: training on {best} torch thread{'s' * (best > 1)} (a step measured at {shown})",
+                  file=sys.stderr, flush=True)
+        return best
 
     def _dataset(self, data_dir, given: Dataset | None) -> Dataset:
         """The run's data, and its record for config.json.  A resumed run must find the data it
@@ -246,13 +280,18 @@ class Trainer:
             group["lr"] = lr
         return lr
 
+    def _binarised(self) -> torch.Tensor:
+        """This epoch's Bernoulli sample of the grey training set, drawn into one buffer kept
+        for the run (a fresh 157 MB tensor per MNIST epoch costs its page faults)."""
+        if self._binary is None:
+            self._binary = torch.empty_like(self.train_x, dtype=torch.float32)
+        return binarize_dynamic(self.train_x, out=self._binary)
+
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         cfg = self.cfg
         torch.manual_seed(epoch_seed(cfg.train.seed, epoch))
-        x_all = binarize_dynamic(self.train_x) if self.ds.dynamic else self.train_x
+        x_all = self._binarised() if self.ds.dynamic else self.train_x
         perm = torch.randperm(x_all.shape[0], device=self.device)
-        x_all = x_all[perm]  # one gather per epoch; batches below are contiguous slices
-        y_all = self.train_y[perm] if self.use_labels else None
         n, bs = x_all.shape[0], cfg.train.batch_size
         steps = math.ceil(n / bs)
         sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # objective, elbo
@@ -265,8 +304,9 @@ class Trainer:
         check_every = 1 if self.device.type == "cpu" else CHECK_EVERY
         bad = torch.zeros((), dtype=torch.bool, device=self.device)
         for step in bar:
-            x = x_all[step * bs:(step + 1) * bs]
-            y = None if y_all is None else y_all[step * bs:(step + 1) * bs]
+            rows = perm[step * bs:(step + 1) * bs]  # this batch's rows: the same batches as x_all[perm] sliced
+            x = x_all.index_select(0, rows)
+            y = self.train_y.index_select(0, rows) if self.use_labels else None
             graphed = self._graph_step(x, y) if self._use_graph and x.shape[0] == bs else None
             if graphed is not None:  # forward and backward replayed; .grad holds this batch's gradient
                 loss, batch_sums = graphed
@@ -301,6 +341,7 @@ class Trainer:
     @torch.no_grad()
     def _valid_elbo(self, epoch: int) -> float:
         self.model.eval()
+        net = inference_form(self.model, self.device)  # the model itself, or its faster eval-mode copy
         total = 0.0
         devices = [self.device] if self.device.type == "cuda" else []
         with torch.random.fork_rng(devices=devices):
@@ -308,7 +349,7 @@ class Trainer:
             for i in range(0, self.valid_x.shape[0], 1000):
                 x = self.valid_x[i:i + 1000]
                 y = self.valid_y[i:i + 1000] if self.use_labels else None
-                total += float(self.model.log_weights(x, 1, y).log_w.sum())
+                total += float(net.log_weights(x, 1, y).log_w.sum())
         self.model.train()
         return total / self.valid_x.shape[0]
 
@@ -330,7 +371,8 @@ class Trainer:
             if valid is not None and not math.isfinite(valid):
                 self._recover(epoch, NonFinite(-1, f"validation ELBO is {valid}"))
                 continue
-            row = {"epoch": epoch + 1, **stats, "valid_elbo": valid, "lr": lr, "seconds": round(seconds, 4)}
+            row = {"epoch": epoch + 1, **stats, "valid_elbo": valid, "lr": lr, "seconds": round(seconds, 4),
+                   "threads": self.threads}
             self.state.epoch = epoch + 1
             self.state.metrics.append(row)
             self.state.train_seconds += seconds

@@ -1,0 +1,122 @@
+"""train.threads 0: a CPU run measures its own step on 1..N threads and keeps the fastest
+count (training/threads.py); the measurement changes nothing the run computes."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from vaelab.config import RunConfig
+from vaelab.data import Dataset, Split
+from vaelab.models import DataInfo, build_model
+from vaelab.sweep.executors import MAX_THREADS_ENV
+from vaelab.training import Trainer
+from vaelab.training import loop
+from vaelab.training.threads import candidates, probe, side_effect_free
+
+
+
+def tiny_dataset(n_train: int) -> Dataset:
+    g = torch.Generator().manual_seed(0)
+
+    def split(n):
+        return Split(torch.rand(n, 64, generator=g), torch.randint(0, 10, (n,), generator=g))
+
+    return Dataset(name="mnist", train=split(n_train), valid=split(40), test=split(40), image_shape=(1, 8, 8),
+                   binary=True, num_classes=10, dynamic=True)
+
+
+@pytest.fixture(autouse=True)
+def keep_threads():
+    before = torch.get_num_threads()
+    yield
+    torch.set_num_threads(before)
+
+
+def test_candidates():
+    assert candidates(1) == [1]
+    assert candidates(2) == [2, 1]
+    assert candidates(16) == [16, 8, 1]
+
+
+def test_probe_keeps_the_fastest_count():
+    seen = []
+
+    def step():  # twice as many threads, ten times slower: a busy machine
+        n = torch.get_num_threads()
+        seen.append(n)
+        time.sleep(0.02 if n > 1 else 0.002)
+
+    best, per_step = probe(step, [2, 1], rounds=2, steps=1)
+    assert best == 1 and torch.get_num_threads() == 1
+    assert per_step[2] > 5 * per_step[1]
+    assert seen.count(1) == seen.count(2) == 3  # a warm-up and one step per round each
+
+
+def test_probe_step_leaves_no_trace():
+    torch.manual_seed(0)
+    model = build_model(RunConfig.from_dict({"model": {"arch": "conv", "latent": 3}}).model,
+                        DataInfo((1, 8, 8), True)).train()
+    x = (torch.rand(20, 64) > 0.5).float()
+    buffers = {k: v.clone() for k, v in model.named_buffers()}
+    rng = torch.get_rng_state()
+
+    def step():  # draws noise and moves batch-norm statistics
+        model.log_weights(x, 2).log_w.sum().backward()
+
+    side_effect_free(model, step)()
+    assert torch.equal(torch.get_rng_state(), rng)
+    assert all(torch.equal(v, buffers[k]) for k, v in model.named_buffers())
+    assert all(p.grad is None for p in model.parameters())
+
+
+def _config(threads: int) -> RunConfig:
+    return RunConfig.from_dict({
+        "model": {"arch": "conv", "latent": 3},  # batch norm, and rounding that depends on threads
+        "train": {"epochs": 1, "batch_size": 20, "seed": 5, "device": "cpu", "threads": threads},
+    })
+
+
+@pytest.mark.skipif(torch.get_num_threads() < 2, reason="one core: nothing to choose")
+def test_a_probed_run_trains_as_a_run_told_its_thread_count(tmp_path, monkeypatch):
+    monkeypatch.delenv(MAX_THREADS_ENV, raising=False)
+    monkeypatch.setattr(loop, "PROBE_MIN_STEPS", 1)
+    ds = tiny_dataset(100)
+    probed = Trainer.open(_config(0), tmp_path / "probed", progress=False).build(dataset=ds)
+    chosen = probed.threads
+    assert chosen in candidates(torch.get_num_threads())
+    probed.fit()
+    assert probed.state.metrics[-1]["threads"] == chosen
+    told = Trainer.open(_config(chosen), tmp_path / "told", progress=False).build(dataset=ds)
+    told.fit()
+    for (name, a), b in zip(probed.model.state_dict().items(), told.model.state_dict().values()):
+        assert torch.equal(a, b), name
+
+
+def test_no_probe_where_the_count_is_given_or_decided_elsewhere(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "PROBE_MIN_STEPS", 1)
+    monkeypatch.setattr(loop, "probe", lambda *a, **k: pytest.fail("probed"))
+    ds = tiny_dataset(100)
+    torch.set_num_threads(2)
+    assert Trainer.open(_config(1), tmp_path / "a", progress=False).build(dataset=ds).threads == 1
+    monkeypatch.setenv(MAX_THREADS_ENV, "2")  # a sweep's worker: its own count stays
+    torch.set_num_threads(2)
+    assert Trainer.open(_config(0), tmp_path / "b", progress=False).build(dataset=ds).threads == 2
+
+
+def test_a_resumed_run_keeps_its_recorded_count(tmp_path, monkeypatch):
+    monkeypatch.delenv(MAX_THREADS_ENV, raising=False)
+    monkeypatch.setattr(loop, "PROBE_MIN_STEPS", 1)
+    monkeypatch.setattr(loop, "probe", lambda step, counts: (1, {1: 0.0}))
+    ds = tiny_dataset(100)
+    torch.set_num_threads(2)
+    first = Trainer.open(_config(0), tmp_path / "run", progress=False).build(dataset=ds)
+    first.fit()
+    assert first.state.metrics[-1]["threads"] == 1
+    monkeypatch.setattr(loop, "probe", lambda *a, **k: pytest.fail("probed again"))
+    torch.set_num_threads(2)
+    again = Trainer.open(_config(0).replace(**{"train.epochs": 2}), tmp_path / "run", resume=True,
+                         progress=False).build(dataset=ds)
+    assert again.threads == 1 and torch.get_num_threads() == 1
