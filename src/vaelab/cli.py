@@ -239,7 +239,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     if args.plan:
         from .sweep.plan import plan
 
-        plan([r for exp in exps for r in exp.runs], args.workers, args.data_dir)
+        plan([r for exp in exps for r in exp.runs], args.workers, args.data_dir, sweep_dir=out)
         return 0
     return _sweep(args, exps, out)
 
@@ -328,8 +328,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_flags(p)
     p.add_argument("--list", action="store_true", help="print the runs (id, label) and exit")
     p.add_argument("--plan", action="store_true",
-                   help="measure a few steps per distinct run shape on this machine, print each run's "
-                        "estimated time and the total, and exit without running anything")
+                   help="measure a few steps per distinct run shape on this machine under each packing "
+                        "(workers x threads), print each run's estimated time, the packing chosen for it and "
+                        "the total, save the packing in --out for the sweep to follow, and exit")
     p.set_defaults(func=cmd_sweep)
 
     p = sub.add_parser("report", help="write tables, figures and index.html from a sweep's store")

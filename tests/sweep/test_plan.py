@@ -1,5 +1,6 @@
-"""`vaelab sweep --plan` (issue #13): per-run estimates from a short measurement, the
-sweep's schedule replayed, and nothing run or written."""
+"""`vaelab sweep --plan`: per-run estimates from a short measurement under each packing
+(workers x threads), the packing with the most runs per hour chosen per run shape, the
+sweep's schedule replayed, nothing run, and the choice saved for the sweep to follow."""
 
 from __future__ import annotations
 
@@ -8,12 +9,15 @@ import pytest
 from vaelab.cli import main
 from vaelab.config import RunConfig
 from vaelab.sweep.experiment import Run, load_experiment
-from vaelab.sweep.plan import EPOCH_OVERHEAD_S, RUN_OVERHEAD_S, RunEstimate, estimate, shape_key, wall_time
+from vaelab.sweep import plan as plan_module
+from vaelab.sweep.plan import (EPOCH_OVERHEAD_S, RUN_OVERHEAD_S, RunEstimate, choose, estimate, groups, load_packing,
+                               packings, phased_wall_time, save_packing, shape_key, wall_time)
+from vaelab.sweep.runner import packed_phases
 
 
-def run(**train) -> Run:
-    cfg = RunConfig.from_dict({"train": {"epochs": 4, **train}})
-    return Run("x", cfg, {})
+def run(latent: int = 20, **train) -> Run:
+    cfg = RunConfig.from_dict({"model": {"latent": latent}, "train": {"epochs": 4, **train}})
+    return Run(f"x{latent}", cfg, {})
 
 
 def test_shape_ignores_what_does_not_change_cost():
@@ -38,6 +42,54 @@ def test_wall_time_replays_the_schedule():
     ests = [RunEstimate(run(), t, 0.0) for t in (10.0, 4.0, 4.0, 4.0)]
     assert wall_time(ests, 1) == pytest.approx(22.0)
     assert wall_time(ests, 2) == pytest.approx(12.0)  # 10 | 4+4+4
+
+
+def test_packings_share_the_cores():
+    assert packings(2) == [(2, 1), (1, 2)]
+    assert packings(1) == [(1, 1)]
+    assert packings(16) == [(16, 1), (8, 2), (1, 16)]
+    assert all(w * t <= 16 for w, t in packings(16))
+    assert [w for w, _ in packings(16, gpu=True)] == [1, 2, 4]  # processes sharing one GPU
+
+
+def test_each_shape_gets_the_packing_with_the_most_runs_per_hour():
+    small, big = run(3), run(200)
+    by_packing = {
+        (2, 1): [RunEstimate(small, 10.0, 0.0), RunEstimate(big, 6.0, 0.0)],
+        (1, 2): [RunEstimate(small, 4.0, 0.0), RunEstimate(big, 4.0, 0.0)],
+    }
+    chosen = choose([small, big], by_packing)
+    # small: 2 runs per 10 s against 1 per 4 s; big: 2 per 6 s against 1 per 4 s
+    assert chosen == {shape_key(small.config): (1, 2), shape_key(big.config): (2, 1)}
+    # equal rates: the packing with more workers
+    tie = choose([small], {(2, 1): [RunEstimate(small, 8.0, 0.0)], (1, 2): [RunEstimate(small, 4.0, 0.0)]})
+    assert tie == {shape_key(small.config): (2, 1)}
+
+
+def test_the_packed_schedule_runs_one_phase_per_packing():
+    a1, b, a2 = run(3), run(200), run(3, seed=2)
+    packing = {shape_key(a1.config): (1, 2), shape_key(b.config): (2, 1)}
+    phases = groups([a1, b, a2], packing, (2, 1))
+    assert phases == [((1, 2), [a1, a2]), ((2, 1), [b])]
+    ests = [RunEstimate(a1, 5.0, 0.0), RunEstimate(b, 7.0, 0.0), RunEstimate(a2, 5.0, 0.0)]
+    assert phased_wall_time(ests, packing, (2, 1)) == pytest.approx(5 + 5 + 7)
+    unknown = run(10)  # a shape the plan never saw: the default packing
+    assert groups([unknown], packing, (2, 1)) == [((2, 1), [unknown])]
+
+
+def test_the_sweep_follows_a_saved_plan(tmp_path, monkeypatch):
+    monkeypatch.setattr(plan_module, "usable_cores", lambda: 2)
+    a, b = run(3), run(200)
+    packing = {shape_key(a.config): (1, 2), shape_key(b.config): (2, 1)}
+    save_packing(tmp_path, packing, cores=2)
+    assert load_packing(tmp_path) == packing
+    logged = []
+    assert packed_phases([a, b], tmp_path, None, "local", logged.append) == [((1, 2), [a]), ((2, 1), [b])]
+    assert "plan.json" in logged[0]
+    assert packed_phases([a, b], tmp_path, 3, "local", logged.append) == [((3, None), [a, b])]  # --workers wins
+    monkeypatch.setattr(plan_module, "usable_cores", lambda: 8)  # made on another machine: ignored
+    assert load_packing(tmp_path) == {}
+    assert load_packing(tmp_path / "nowhere") == {}
 
 
 @pytest.mark.slow

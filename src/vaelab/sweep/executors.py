@@ -117,14 +117,18 @@ def _worker_main(store_file: str, ids: list[str], owner: str, sweep_dir: str, da
 
 
 class LocalExecutor:
-    def __init__(self, workers: int | None = None, address: str | None = None):
+    """``workers`` processes (default: one per core), each with ``threads`` torch threads
+    (default: its share of the cores) pinned to its own share of the cores."""
+
+    def __init__(self, workers: int | None = None, address: str | None = None, threads: int | None = None):
         self.workers = workers
+        self.threads = threads
 
     def run(self, store: Store, runs: Sequence[Run], *, owner: str, sweep_dir: Path, data_dir=None,
             progress=None) -> None:
         n = max(1, min(self.workers or default_workers(), len(runs)))
         shares = core_shares(n)
-        threads = threads_per_worker(n, len(set().union(*shares)))
+        threads = self.threads or threads_per_worker(n, len(set().union(*shares)))
         ids = [r.id for r in runs]
         ctx = mp.get_context("spawn")
         args = (str(store.path), ids, owner, str(sweep_dir), None if data_dir is None else str(data_dir))
@@ -211,12 +215,13 @@ def _ray_task(config: dict, path: str, data_dir: str | None, threads: int) -> di
 
 class RayExecutor:
     """``--workers`` caps the tasks in flight (default: the cluster's CPUs); each task
-    asks Ray for one CPU and uses one torch thread."""
+    asks Ray for ``threads`` CPUs (default one) and uses as many torch threads."""
 
-    def __init__(self, workers: int | None = None, address: str | None = None):
+    def __init__(self, workers: int | None = None, address: str | None = None, threads: int | None = None):
         self.ray = _import_ray()
         self.workers = workers
         self.address = address
+        self.threads = threads or 1
 
     def run(self, store: Store, runs: Sequence[Run], *, owner: str, sweep_dir: Path, data_dir=None,
             progress=None) -> None:
@@ -242,7 +247,7 @@ class RayExecutor:
     def _run(self, ray, store, runs, owner, sweep_dir, data_dir, progress) -> None:
         cpus = int(ray.cluster_resources().get("CPU", 1))
         limit = max(1, min(self.workers or cpus, cpus, len(runs)))
-        task = ray.remote(num_cpus=1, max_retries=0)(_ray_task)
+        task = ray.remote(num_cpus=self.threads, max_retries=0)(_ray_task)
         data = None if data_dir is None else str(Path(data_dir).resolve())
         if progress:
             progress.log(f"ray executor: {limit} task(s) at a time on a cluster of {cpus} CPU(s)")
@@ -254,7 +259,7 @@ class RayExecutor:
                     run = pending.pop(0)
                     if not store.claim_id(run.id, owner, "ray"):
                         continue  # taken by another sweep meanwhile
-                    ref = task.remote(run.config.to_dict(), str(run_path(sweep_dir, run.id)), data, 1)
+                    ref = task.remote(run.config.to_dict(), str(run_path(sweep_dir, run.id)), data, self.threads)
                     inflight[ref] = run.id
                 ready, _ = ray.wait(list(inflight), num_returns=1, timeout=POLL_S)
                 for ref in ready:

@@ -1,6 +1,7 @@
-"""``vaelab sweep EXPERIMENT --plan``: each run's time, estimated before anything runs.
+"""``vaelab sweep EXPERIMENT --plan``: each run's time and the packing it runs with,
+measured before anything runs.
 
-Every distinct shape of run (model, objective, batch size, data) is measured once on this
+Every distinct shape of run (model, objective, batch size, data) is measured on this
 machine through the real entry points, on a sliver of the data:
 
 * ``Trainer._train_epoch`` on a few batches (after one warm-up pass), scaled to the
@@ -10,11 +11,15 @@ machine through the real entry points, on a sliver of the data:
 * ``evaluate_model`` (the IS log-likelihood, the run's ``eval.k``) on one chunk of test
   images, scaled to the test set.
 
-The measurements run in as many processes at a time as the sweep has workers, each on the
-threads the sweep would give it, so they see the machine as the sweep's runs will (two
-1-thread runs side by side slow each other down).  The wall time replays the sweep's own
-schedule: runs in grid order, each to the first free worker.  Nothing is written outside a
-temporary directory, and no run starts.
+A *packing* is how a sweep shares the machine: W worker processes, each on its own share
+of the cores with T torch threads (on a GPU: W processes sharing the device).  Each shape
+is measured under every candidate packing (:func:`packings`: on 2 cores, 2 x 1 and 1 x 2)
+as the sweep would run it, W copies side by side, each on T threads, since W runs slow
+each other down (memory bandwidth, caches) and T threads of one run wait for each other.
+Each shape gets the packing with the most runs per hour (training and evaluation
+together); a sweep of the same experiment in the same directory runs it (``plan.json``,
+the one file the plan writes).  The wall time replays that schedule: the runs grouped by
+packing, each group in grid order on its workers, each run to the first free worker.
 """
 
 from __future__ import annotations
@@ -36,7 +41,8 @@ from ..config import RunConfig
 from ..evaluation.likelihood import DEFAULT_ROWS_PER_CHUNK, evaluate_model
 from ..runs import config_dataset
 from ..training import Trainer
-from .executors import core_shares, default_workers, threads_per_worker
+from ..devices import on_cuda
+from .executors import MAX_THREADS_ENV, core_shares, threads_per_worker
 from .experiment import Run
 
 # Fixed costs per run besides loading the data twice (training, then evaluation; measured
@@ -80,6 +86,7 @@ def shape_key(cfg) -> str:
 def _measure(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> dict[str, float]:
     """Time one shape (in a fresh process: its own threads, nothing cached from another)."""
     torch.set_num_threads(threads)
+    os.environ[MAX_THREADS_ENV] = str(threads)  # as in a sweep's worker: the run keeps these threads
     t_start = time.perf_counter()
     cfg = RunConfig.from_dict(cfg_dict)
     t0 = time.perf_counter()
@@ -129,27 +136,37 @@ def _measure_many(jobs: list[tuple[str, dict[str, Any]]], data_dir: str | None, 
     return {key: _measure(cfg, data_dir, threads) for key, cfg in jobs}
 
 
-def measure_shapes(runs: Sequence[Run], workers: int, threads: int, data_dir=None,
-                   log=None) -> dict[str, dict[str, float]]:
-    """{shape key: timing}, measured in ``workers`` processes at once (round-robin)."""
+Packing = tuple[int, int]  # (worker processes, torch threads per worker)
+
+
+def packings(cores: int, gpu: bool = False) -> list[Packing]:
+    """The candidate packings of ``cores`` CPU cores: one worker per core, two threads per
+    worker, and one worker on all cores (on 2 cores: 2 x 1 and 1 x 2).  On a GPU: 1, 2 or
+    4 processes sharing the device, each on its share of the CPU cores."""
+    if gpu:
+        return [(w, max(1, cores // w)) for w in (1, 2, 4)]
+    return sorted({(cores // t, t) for t in {1, min(2, cores), cores}}, reverse=True)
+
+
+def measure_shapes(runs: Sequence[Run], packing: Packing, data_dir=None, log=None) -> dict[str, dict[str, float]]:
+    """{shape key: timing} under ``packing`` = (W, T): each shape measured in W processes
+    at once, each on T threads (W runs of that shape side by side); the mean of the W."""
+    workers, threads = packing
     shapes: dict[str, dict[str, Any]] = {}
     for r in runs:
         shapes.setdefault(shape_key(r.config), r.config.to_dict())
-    items = list(shapes.items())
     if log:
-        log(f"plan: measuring {len(items)} distinct run shape(s) in {workers} process(es) of {threads} "
-            f"thread(s) each, as the sweep would run them")
+        log(f"plan: measuring {len(shapes)} distinct run shape(s) as {workers} run(s) side by side on "
+            f"{threads} thread(s) each")
     data = None if data_dir is None else str(data_dir)
-    groups = [items[i::workers] for i in range(workers)]
-    groups = [g for g in groups if g]
-    if len(groups) == 1:
-        return _measure_many(groups[0], data, threads)
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(len(groups)) as pool:
-        parts = pool.starmap(_measure_many, [(g, data, threads) for g in groups])
+    if workers == 1:
+        return _measure_many(list(shapes.items()), data, threads)
     out: dict[str, dict[str, float]] = {}
-    for part in parts:
-        out.update(part)
+    ctx = mp.get_context("spawn")
+    with ctx.Pool(workers) as pool:
+        for key, cfg in shapes.items():
+            copies = pool.starmap(_measure, [(cfg, data, threads)] * workers)
+            out[key] = {name: sum(c[name] for c in copies) / workers for name in copies[0]}
     return out
 
 
@@ -165,6 +182,19 @@ def estimate(runs: Sequence[Run], timings: dict[str, dict[str, float]]) -> list[
     return out
 
 
+def choose(runs: Sequence[Run], by_packing: dict[Packing, list[RunEstimate]]) -> dict[str, Packing]:
+    """{shape key: the packing with the most runs of that shape per hour}: W workers
+    finishing a run each in S seconds make W runs per S seconds.  Ties go to more workers."""
+    best: dict[str, tuple[float, int, Packing]] = {}
+    for pack, ests in by_packing.items():
+        for e in ests:
+            key = shape_key(e.run.config)
+            score = (e.total_s / pack[0], -pack[0], pack)
+            if key not in best or score < best[key]:
+                best[key] = score
+    return {key: score[2] for key, score in best.items()}
+
+
 def wall_time(estimates: Sequence[RunEstimate], workers: int) -> float:
     """The sweep's schedule replayed: runs in order, each to the first free worker."""
     free = [0.0] * max(1, workers)
@@ -174,28 +204,96 @@ def wall_time(estimates: Sequence[RunEstimate], workers: int) -> float:
     return max(free)
 
 
+def groups(runs: Sequence[Run], packing: dict[str, Packing], default: Packing) -> list[tuple[Packing, list[Run]]]:
+    """The sweep's phases: its runs grouped by packing (a shape the plan did not see gets
+    ``default``), in the order each packing first appears in the grid; grid order within."""
+    phases: dict[Packing, list[Run]] = {}
+    for r in runs:
+        phases.setdefault(tuple(packing.get(shape_key(r.config), default)), []).append(r)
+    return list(phases.items())
+
+
+def phased_wall_time(estimates: Sequence[RunEstimate], packing: dict[str, Packing], default: Packing) -> float:
+    """The packed sweep's schedule replayed: each phase's wall time, one phase after another."""
+    by_run = {id(e.run): e for e in estimates}
+    return sum(wall_time([by_run[id(r)] for r in phase], pack[0])
+               for pack, phase in groups([e.run for e in estimates], packing, default))
+
+
+PLAN_FILE = "plan.json"
+
+
+def save_packing(sweep_dir: Path, packing: dict[str, Packing], cores: int) -> Path:
+    """``SWEEP/plan.json``: the packing the plan chose per run shape, for the sweep to follow."""
+    path = Path(sweep_dir) / PLAN_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    body = {"cores": cores, "when": time.strftime("%Y-%m-%d %H:%M:%S %z"),
+            "packing": [{"shape": json.loads(key), "workers": w, "threads": t} for key, (w, t) in packing.items()]}
+    path.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def load_packing(sweep_dir: Path) -> dict[str, Packing]:
+    """The packing a plan saved in ``sweep_dir`` ({shape key: (workers, threads)}), or {}
+    when there is none, or it was made for a machine with another number of cores."""
+    path = Path(sweep_dir) / PLAN_FILE
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if body.get("cores") != usable_cores():
+        return {}
+    return {json.dumps(p["shape"], sort_keys=True): (int(p["workers"]), int(p["threads"])) for p in body["packing"]}
+
+
+def usable_cores() -> int:
+    return len(set().union(*core_shares(1)))
+
+
 def _hms(seconds: float) -> str:
     s = int(round(seconds))
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
-def plan(runs: Sequence[Run], workers: int | None = None, data_dir=None, out=print) -> float:
-    """Measure, print one line per run and the total; returns the estimated wall seconds."""
-    n = max(1, min(workers or default_workers(), len(runs)))
-    shares = core_shares(n)
-    threads = threads_per_worker(n, len(set().union(*shares)))
+def plan(runs: Sequence[Run], workers: int | None = None, data_dir=None, out=print,
+         sweep_dir: Path | None = None) -> float:
+    """Measure each shape under each candidate packing (only ``workers`` x their share of
+    the cores when ``workers`` is given), choose, print one line per run and the total,
+    save the choice in ``sweep_dir`` (when given); returns the estimated wall seconds."""
+    cores = usable_cores()
+    gpu = any(on_cuda(r.config.train.device) for r in runs)
+    if workers:
+        n = max(1, min(workers, len(runs)))
+        candidates = [(n, threads_per_worker(n, cores))]
+    else:
+        candidates = [(w, t) for w, t in packings(cores, gpu) if w <= max(1, len(runs))] or [(1, cores)]
     t0 = time.perf_counter()
-    timings = measure_shapes(runs, n, threads, data_dir, log=out)
-    ests = estimate(runs, timings)
-    out(f"{'run':14s} {'label':22s} {'epochs':>6s} {'s/epoch':>8s} {'train':>9s} {'eval':>9s} {'total':>9s}")
+    timings = {pack: measure_shapes(runs, pack, data_dir, log=out) for pack in candidates}
+    by_packing = {pack: estimate(runs, timings[pack]) for pack in candidates}
+    packing = choose(runs, by_packing)
+    chosen = {id(e.run): e for pack, ests in by_packing.items() for e in ests
+              if packing[shape_key(e.run.config)] == pack}
+    ests = [chosen[id(r)] for r in runs]
+    out(f"{'run':14s} {'label':22s} {'packing':>7s} {'epochs':>6s} {'s/epoch':>8s} {'train':>9s} {'eval':>9s} "
+        f"{'total':>9s}")
     for e in ests:
-        t = timings[shape_key(e.run.config)]
+        pack = packing[shape_key(e.run.config)]
+        t = timings[pack][shape_key(e.run.config)]
         per_epoch = t["steps_epoch"] * t["step_s"]
-        out(f"{e.run.id:14s} {e.run.label:22s} {e.run.config.train.epochs:6d} {per_epoch:8.2f} "
-            f"{_hms(e.train_s):>9s} {_hms(e.eval_s):>9s} {_hms(e.total_s):>9s}")
+        out(f"{e.run.id:14s} {e.run.label:22s} {pack[0]:>3d} x {pack[1]:<1d} {e.run.config.train.epochs:6d} "
+            f"{per_epoch:8.2f} {_hms(e.train_s):>9s} {_hms(e.eval_s):>9s} {_hms(e.total_s):>9s}")
+    if len(candidates) > 1:
+        for pack in candidates:
+            alone = wall_time(by_packing[pack], pack[0])
+            out(f"  every run as {pack[0]} worker(s) x {pack[1]} thread(s): {_hms(alone)}")
     total = sum(e.total_s for e in ests)
-    wall = wall_time(ests, n)
-    out(f"total: {len(ests)} runs, {_hms(total)} of run time; estimated wall time {_hms(wall)} with {n} "
-        f"worker(s) x {threads} thread(s) on this machine (measured in {time.perf_counter() - t0:.0f}s, "
+    wall = phased_wall_time(ests, packing, candidates[0])
+    shown = ", ".join(f"{sum(1 for r in runs if packing[shape_key(r.config)] == p)} run(s) as {p[0]} x {p[1]}"
+                      for p in candidates if p in packing.values())
+    out(f"total: {len(ests)} runs, {_hms(total)} of run time; estimated wall time {_hms(wall)} on this machine "
+        f"({shown}; workers x threads; measured in {time.perf_counter() - t0:.0f}s, "
         f"load average {os.getloadavg()[0]:.1f})")
+    if sweep_dir is not None and not workers:
+        path = save_packing(sweep_dir, packing, cores)
+        out(f"plan: the packing per run shape is in {path}; `vaelab sweep` with the same --out follows it")
     return wall

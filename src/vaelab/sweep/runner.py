@@ -31,6 +31,7 @@ from ..parts import session_parts
 from ..runs import run_label, store_path
 from ..store import Store, process_alive, process_id
 from .executors import EXECUTORS
+from .plan import PLAN_FILE, groups, load_packing, usable_cores
 from .experiment import Experiment, Run
 from .progress import Progress
 
@@ -122,6 +123,29 @@ def check_data(experiments: Sequence[Experiment], sweep_dir: str | Path,
         check_dataset(dataset, data_dir)
 
 
+def packed_phases(todo: Sequence[Run], sweep_dir: Path, workers: int | None, executor: str, log
+                  ) -> list[tuple[tuple[int | None, int | None], list[Run]]]:
+    """[((workers, threads), runs), ...]: the order in which the local executor runs the
+    sweep's queued runs.  ``--workers N`` or another executor: one phase, as asked.  A plan
+    saved in the sweep's directory (``vaelab sweep --plan``): its packing per run shape,
+    one phase per packing.  Otherwise one worker per core, and on a GPU one run at a time."""
+    if not todo or workers is not None or executor != "local":
+        return [((workers, None), list(todo))]
+    packing = load_packing(sweep_dir)
+    if packing:
+        phases = groups(todo, packing, (usable_cores(), 1))
+        log(f"following the plan in {sweep_dir / PLAN_FILE}: "
+            + "; ".join(f"{len(runs)} run(s) as {n} worker(s) x {t} thread(s)" for (n, t), runs in phases))
+        return [((n, t), runs) for (n, t), runs in phases]
+    if any(on_cuda(r.config.train.device) for r in todo):
+        # One run at a time on a GPU: runs sharing it time-slice it (on one H200, 14 eager MLP
+        # runs together made ~4.4 epochs/s, one graphed MLP run alone 4.9; 7-9 graphed runs of
+        # mixed models 2.4 together; BENCHMARKS.md).  --workers N, or a plan, overrides.
+        log("runs train on the GPU: one at a time (--workers N to share it, or --plan to measure)")
+        return [((1, None), list(todo))]
+    return [((None, None), list(todo))]
+
+
 def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, workers: int | None = None,
               executor: str = "local", address: str | None = None, retry_failed: bool = False,
               data_dir: str | Path | None = None, progress: bool = True) -> SweepResult:
@@ -165,17 +189,13 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
     mon = Progress(store, ids, sweep_dir, title=f"{names} ({efforts})", enabled=progress)
     mon.log(f"sweep {names} at effort {efforts}: {len(ids)} runs, {len(todo)} to run"
             + (f" ({'; '.join(note)})" if note else "") + f" -> {sweep_dir}")
-    if todo and workers is None and executor == "local" and any(on_cuda(r.config.train.device) for r in todo):
-        # One run at a time on a GPU: runs sharing it time-slice it (on one H200, 14 eager MLP
-        # runs together made ~4.4 epochs/s, one graphed MLP run alone 4.9; 7-9 graphed runs of
-        # mixed models 2.4 together; BENCHMARKS.md).  --workers N overrides.
-        workers = 1
-        mon.log("runs train on the GPU: one at a time (--workers N to share it)")
+    phases = packed_phases(todo, sweep_dir, workers, executor, mon.log)
     if todo:
-        exe = exec_cls(workers=workers, address=address)
         owner = process_id()
         try:
-            exe.run(store, todo, owner=owner, sweep_dir=sweep_dir, data_dir=data_dir, progress=mon)
+            for (n, threads), phase in phases:
+                exe = exec_cls(workers=n, address=address, threads=threads)
+                exe.run(store, phase, owner=owner, sweep_dir=sweep_dir, data_dir=data_dir, progress=mon)
         except BaseException:
             # Ctrl-C or a crash of the sweep itself: what this sweep held goes back to the
             # queue at once (a kill -9 is handled by the next start instead).
