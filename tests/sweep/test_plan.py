@@ -104,3 +104,19 @@ def test_plan_prints_estimates_and_runs_nothing(write_experiment, data_dir, tmp_
     assert all(i in text for i in ids)
     assert "estimated wall time" in text
     assert not out.exists()
+
+
+@pytest.mark.slow
+def test_a_sweep_runs_the_packing_its_plan_chose(write_experiment, data_dir, tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(plan_module, "usable_cores", lambda: 2)
+    exp = write_experiment(runs="{sweep: {model.latent: [2, 3]}}")
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(exp), "--effort", "smoke", "--plan", "--out", str(out),
+                 "--data-dir", str(data_dir)]) == 0
+    text = capsys.readouterr().out
+    assert "2 worker(s) x 1 thread(s)" in text and "1 worker(s) x 2 thread(s)" in text  # both measured
+    chosen = load_packing(out)
+    assert set(chosen.values()) <= {(2, 1), (1, 2)} and len(chosen) == 2
+    assert sorted(p.name for p in out.iterdir()) == ["plan.json"]  # nothing run
+    assert main(["sweep", str(exp), "--effort", "smoke", "--out", str(out), "--data-dir", str(data_dir)]) == 0
+    assert "following the plan" in capsys.readouterr().err

@@ -177,9 +177,9 @@ def test_runs_on_a_gpu_go_one_at_a_time_unless_workers_says(write_experiment, tm
     seen = []
 
     class Spy(runner.EXECUTORS.get("local")):
-        def __init__(self, workers=None, address=None):
+        def __init__(self, workers=None, address=None, threads=None):
             seen.append(workers)
-            super().__init__(workers=workers, address=address)
+            super().__init__(workers=workers, address=address, threads=threads)
 
     monkeypatch.setattr(runner, "on_cuda", lambda device: True)
     monkeypatch.setattr(runner.EXECUTORS, "get", lambda name: Spy)
