@@ -22,8 +22,8 @@ ops, and ablations that undo one optimisation each (what it bought).
 
 Each workload is one spawned worker process, set up once (untimed) and then timed
 ``--rounds`` times; the table reports the best round (least disturbed by other jobs) and
-the median.  Writes its section of BENCHMARKS.md (the full and the quick run each own a
-section between markers; the rest of the file is left alone).
+the median.  Prints the table; ``--out FILE`` also writes it into FILE between markers (the
+full and the quick run each own a section).
 """
 
 from __future__ import annotations
@@ -648,7 +648,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="seconds; start no round that would end past it (default: 600 full, 120 quick)")
     ap.add_argument("--data", default=None,
                     help="folder holding mnist.pkl.gz (default: vaelab's search, then ../shared/data)")
-    ap.add_argument("--out", default=str(REPO / "BENCHMARKS.md"), help="markdown file to update ('' = none)")
+    ap.add_argument("--out", default="",
+                    help="also write the table into this markdown file, between its bench:full or bench:quick "
+                         "markers (BENCHMARKS.md quotes its figures by hand, with their commands)")
     ap.add_argument("--json", default="", help="also write the raw measurements here")
     ap.add_argument("--from-json", default="", help="measure nothing: render a run saved with --json")
     ap.add_argument("--only", nargs="*", choices=ORDER, help="run only these workloads")

@@ -172,7 +172,10 @@ class VaelabTrain(Workload):
     def config(self):
         from vaelab.config import load_config
 
-        return load_config(preset=self.preset, overrides={"train.device": self.opts["device"]})
+        # The thread count this worker was given (bench.py): a run's own measured choice
+        # (train.threads 0) would otherwise replace it.
+        return load_config(preset=self.preset, overrides={"train.device": self.opts["device"],
+                                                          "train.threads": torch.get_num_threads()})
 
     def setup(self):
         from vaelab.training import Trainer
