@@ -42,7 +42,7 @@ from ..runs import (RunDir, TrainState, check_same_data, config_dataset, data_re
                     run_dataset, save_checkpoint)
 from .events import EventWriter
 from .graphs import GraphedStep
-from .optim import build_optimizer, lr_at
+from .optim import FastStep, build_optimizer, lr_at
 from .select import select
 from .threads import PROBE_MIN_STEPS, candidates, probe, side_effect_free
 
@@ -128,6 +128,7 @@ class Trainer:
         self.model = build_model(cfg.model, self.info).to(self.device)
         self.objective = build_objective(cfg.objective)
         self.opt = build_optimizer(self.model.parameters(), cfg.optim)
+        self._opt_step = FastStep(self.opt)
         self.state = TrainState()
         self._compiled = self._compile() if cfg.train.compile else None
         self._to_device()
@@ -326,7 +327,7 @@ class Trainer:
                     first = step - step % check_every + 1
                     raise NonFinite(step, f"loss is {loss.item()}" if check_every == 1 else
                                     f"the loss became non-finite within steps {first}-{step + 1} of the epoch")
-            self.opt.step()
+            self._opt_step()
             with torch.no_grad():
                 if batch_sums is None:
                     batch_sums = torch.stack([terms["objective"].detach().sum(), terms["elbo"].detach().sum()])
