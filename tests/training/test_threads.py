@@ -14,7 +14,7 @@ from vaelab.models import DataInfo, build_model
 from vaelab.sweep.executors import MAX_THREADS_ENV
 from vaelab.training import Trainer
 from vaelab.training import loop
-from vaelab.training.threads import candidates, probe, side_effect_free
+from vaelab.training.threads import Probe, candidates, probe, side_effect_free
 
 
 
@@ -47,12 +47,24 @@ def test_probe_keeps_the_fastest_count():
     def step():  # twice as many threads, ten times slower: a busy machine
         n = torch.get_num_threads()
         seen.append(n)
-        time.sleep(0.02 if n > 1 else 0.002)
+        time.sleep(0.05 if n > 1 else 0.005)
+        return [torch.ones(3)]
 
-    best, per_step = probe(step, [2, 1], rounds=2, steps=1)
-    assert best == 1 and torch.get_num_threads() == 1
-    assert per_step[2] > 5 * per_step[1]
+    found = probe(step, [2, 1], rounds=2, steps=1)
+    assert found.best == 1 and torch.get_num_threads() == 1 and found.invariant
+    assert found.per_step[2] > found.per_step[1]
     assert seen.count(1) == seen.count(2) == 3  # a warm-up and one step per round each
+
+
+def test_more_threads_only_when_they_win_clearly():
+    def step(fast):  # 2 threads take `fast` of 1 thread's time
+        time.sleep(0.01 * (fast if torch.get_num_threads() > 1 else 1.0))
+        return [torch.full((2,), float(torch.get_num_threads()))]  # rounds differently per count
+
+    assert probe(lambda: step(0.5), [2, 1], rounds=2, steps=2).best == 2
+    close = probe(lambda: step(0.95), [2, 1], rounds=2, steps=2)
+    assert close.best == 1  # 5% faster is inside the margin: the single thread stays
+    assert not close.invariant
 
 
 def test_probe_step_leaves_no_trace():
@@ -66,7 +78,8 @@ def test_probe_step_leaves_no_trace():
     def step():  # draws noise and moves batch-norm statistics
         model.log_weights(x, 2).log_w.sum().backward()
 
-    side_effect_free(model, step)()
+    grads = side_effect_free(model, step)()
+    assert len(grads) == len(list(model.parameters()))  # what the step computed, for comparing counts
     assert torch.equal(torch.get_rng_state(), rng)
     assert all(torch.equal(v, buffers[k]) for k, v in model.named_buffers())
     assert all(p.grad is None for p in model.parameters())
@@ -109,7 +122,7 @@ def test_no_probe_where_the_count_is_given_or_decided_elsewhere(tmp_path, monkey
 def test_a_resumed_run_keeps_its_recorded_count(tmp_path, monkeypatch):
     monkeypatch.delenv(MAX_THREADS_ENV, raising=False)
     monkeypatch.setattr(loop, "PROBE_MIN_STEPS", 1)
-    monkeypatch.setattr(loop, "probe", lambda step, counts: (1, {1: 0.0}))
+    monkeypatch.setattr(loop, "probe", lambda step, counts: Probe(1, {1: 0.0}, invariant=False))
     ds = tiny_dataset(100)
     torch.set_num_threads(2)
     first = Trainer.open(_config(0), tmp_path / "run", progress=False).build(dataset=ds)
@@ -120,3 +133,25 @@ def test_a_resumed_run_keeps_its_recorded_count(tmp_path, monkeypatch):
     again = Trainer.open(_config(0).replace(**{"train.epochs": 2}), tmp_path / "run", resume=True,
                          progress=False).build(dataset=ds)
     assert again.threads == 1 and torch.get_num_threads() == 1
+
+
+@pytest.mark.parametrize("invariant,probes", [(True, 3), (False, 1)])
+def test_measured_again_each_epoch_only_where_the_count_cannot_change_the_run(tmp_path, monkeypatch, invariant,
+                                                                                probes):
+    monkeypatch.delenv(MAX_THREADS_ENV, raising=False)
+    monkeypatch.setattr(loop, "PROBE_MIN_STEPS", 1)
+    calls = []
+
+    def fake(step, counts):
+        calls.append(1)
+        best = 1 if len(calls) % 2 else 2  # the machine's load changes between epochs
+        torch.set_num_threads(best)
+        return Probe(best, {best: 0.0}, invariant)
+
+    monkeypatch.setattr(loop, "probe", fake)
+    torch.set_num_threads(2)
+    tr = Trainer.open(_config(0).replace(**{"train.epochs": 3}), tmp_path / "run", progress=False)
+    tr.build(dataset=tiny_dataset(100)).fit()
+    assert len(calls) == probes
+    used = [row["threads"] for row in tr.state.metrics]
+    assert used == ([1, 2, 1] if invariant else [1, 1, 1])

@@ -44,7 +44,7 @@ from .events import EventWriter
 from .graphs import GraphedStep
 from .optim import FastStep, build_optimizer, lr_at
 from .select import select
-from .threads import PROBE_MIN_STEPS, candidates, probe, side_effect_free
+from .threads import PROBE_MIN_STEPS, Probe, candidates, probe, side_effect_free
 
 
 def inductor_cache_dir() -> Path:
@@ -143,6 +143,7 @@ class Trainer:
         else:
             save_checkpoint(self.run.ckpt_dir, self.model, self.opt, self.state, self.cfg.train.keep_epochs)  # epoch 0: rollback target
         self.resumed_from = self.state.epoch if loaded is not None else None
+        self._auto = False  # train.threads 0 on the CPU: the count is measured (_choose_threads)
         self.threads = threads or self._choose_threads()
         if self.progress and loaded is not None:
             print(f"vaelab: resuming {self.run.path} from epoch {self.state.epoch} of {cfg.train.epochs}",
@@ -154,30 +155,53 @@ class Trainer:
     def _choose_threads(self) -> int:
         """``train.threads`` 0: torch's own count, unless this is a CPU run of some length
         outside a sweep (whose workers set their threads): then the count the run's step
-        is fastest on, measured now (:mod:`.threads`), or the one a resumed run recorded,
-        so that it goes on as it began (conv nets round differently on other counts)."""
-        cores = torch.get_num_threads()
+        is fastest on, measured now (:mod:`.threads`), or, for a resumed run, the count its
+        last epoch recorded (measured again from the next epoch where that cannot change
+        the run: :meth:`_epoch_threads`)."""
+        self._cores = torch.get_num_threads()
+        self._auto, self._fixed, self._decided_at = False, False, self.state.epoch
         steps = math.ceil(self.train_x.shape[0] / self.cfg.train.batch_size) * self.cfg.train.epochs
-        if (self.device.type != "cpu" or cores < 2 or os.environ.get("VAELAB_MAX_THREADS")
+        if (self.device.type != "cpu" or self._cores < 2 or os.environ.get("VAELAB_MAX_THREADS")
                 or steps < PROBE_MIN_STEPS or self._compiled is not None):
-            return cores
+            return self._cores
+        self._auto = True
         recorded = [row["threads"] for row in self.state.metrics if "threads" in row]
         if recorded:
-            torch.set_num_threads(min(cores, int(recorded[-1])))
+            torch.set_num_threads(min(self._cores, int(recorded[-1])))
             return torch.get_num_threads()
-        x = self.train_x[:self.cfg.train.batch_size]
-        y = self.train_y[:self.cfg.train.batch_size] if self.use_labels else None
+        found = self._probe()
+        self._fixed = not found.invariant
+        return found.best
+
+    def _probe(self) -> Probe:
+        bs = self.cfg.train.batch_size
+        x = self.train_x[:bs]
+        y = self.train_y[:bs] if self.use_labels else None
 
         def step() -> None:
             terms = self.objective(self.model, x, y)
             (-terms["objective"].mean()).backward()
 
-        best, per_step = probe(side_effect_free(self.model, step), candidates(cores))
-        if self.progress:
-            shown = ", ".join(f"{n} thread{'s' * (n > 1)} {s * 1e3:.1f} ms" for n, s in per_step.items())
-            print(f"vaelab: training on {best} torch thread{'s' * (best > 1)} (a step measured at {shown})",
-                  file=sys.stderr, flush=True)
-        return best
+        found = probe(side_effect_free(self.model, step), candidates(self._cores))
+        if self.progress and found.best != getattr(self, "threads", None):
+            shown = ", ".join(f"{n} thread{'s' * (n > 1)} {t * 1e3:.1f} ms" for n, t in found.per_step.items())
+            print(f"vaelab: training on {found.best} torch thread{'s' * (found.best > 1)} (a step measured at "
+                  f"{shown})", file=sys.stderr, flush=True)
+        return found
+
+    def _epoch_threads(self, epoch: int) -> None:
+        """At an epoch's start, with ``train.threads`` 0: measure the step again and follow
+        the fastest count, where the count does not change what the step computes (its
+        gradients were equal at every count); a run whose step rounds differently on other
+        counts keeps the count it started with."""
+        if not self._auto or self._fixed or epoch == self._decided_at:
+            return
+        found = self._probe()
+        if found.invariant:
+            self.threads = found.best
+        else:
+            self._fixed = True
+            torch.set_num_threads(self.threads)
 
     def _dataset(self, data_dir, given: Dataset | None) -> Dataset:
         """The run's data, and its record for config.json.  A resumed run must find the data it
@@ -360,6 +384,7 @@ class Trainer:
         while self.state.epoch < cfg.train.epochs:
             epoch = self.state.epoch
             lr = self._set_lr(epoch)
+            self._epoch_threads(epoch)
             t0 = time.perf_counter()
             try:
                 stats = self._train_epoch(epoch)

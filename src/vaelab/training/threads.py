@@ -7,22 +7,39 @@ for whichever thread the scheduler has parked, and the same step becomes several
 slower on two threads than on one (BENCHMARKS.md, "Threads").  Which case holds is a
 property of the machine at the time, so the trainer measures it: the run's own step
 (forward and backward, no update) is timed at each candidate count, in interleaved rounds,
-and the fastest count is kept for the run.  The probe changes nothing the run computes:
-random draws run on a forked generator, batch-norm statistics are put back, gradients
-are dropped.
+and the fastest count is kept, more threads only when they win by :data:`MARGIN` (a wrong
+"more" costs far more on a busy machine than a wrong "fewer" on an idle one).  The probe
+changes nothing the run computes: random draws run on a forked generator, batch-norm
+statistics are put back, gradients are dropped.
+
+The probe also compares the step's gradients across the counts.  Where they are equal bit
+for bit (the MLP models: their GEMMs split rows, not sums, across threads), the count can
+change at any time without changing the run, and the trainer measures again at every
+epoch, following the machine's load.  Where they differ (oneDNN's convolutions), the
+count is chosen once, at the run's first epoch, and kept, also when the run resumes, so
+that the run is the same computation from start to end.
 """
 
 from __future__ import annotations
 
 import statistics
 import time
-from typing import Callable
+from dataclasses import dataclass
+from typing import Callable, Sequence
 
 import torch
 
 PROBE_ROUNDS = 2  # interleaved rounds over the candidates
-PROBE_STEPS = 2  # timed steps per candidate and round (after one untimed warm-up step)
+PROBE_STEPS = 1  # timed steps per candidate and round (after one untimed warm-up step each)
 PROBE_MIN_STEPS = 1000  # runs shorter than this many steps in all keep torch's default
+MARGIN = 1.25  # more threads only when their step is this much faster
+
+
+@dataclass
+class Probe:
+    best: int  # the thread count to train on
+    per_step: dict[int, float]  # median seconds per step at each count
+    invariant: bool  # the step's gradients were equal bit for bit at every count
 
 
 def candidates(cores: int) -> list[int]:
@@ -30,14 +47,18 @@ def candidates(cores: int) -> list[int]:
     return sorted({cores, max(1, cores // 2), 1}, reverse=True)
 
 
-def probe(step: Callable[[], None], counts: list[int], rounds: int = PROBE_ROUNDS,
-          steps: int = PROBE_STEPS) -> tuple[int, dict[int, float]]:
-    """Time ``step`` at each thread count in ``counts``.  -> (the fastest count, {count:
-    median seconds per step}).  Leaves torch on the fastest count."""
+def probe(step: Callable[[], Sequence[torch.Tensor]], counts: list[int], rounds: int = PROBE_ROUNDS,
+          steps: int = PROBE_STEPS) -> Probe:
+    """Time ``step`` (returning the tensors it computes) at each thread count in
+    ``counts``; leaves torch on the chosen count."""
     times: dict[int, list[float]] = {n: [] for n in counts}
+    outputs = {}
     for n in counts:  # warm-up: allocator, BLAS and oneDNN kernel choice at this count
         torch.set_num_threads(n)
-        step()
+        outputs[n] = [t.detach().clone() for t in step()]
+    first = outputs[counts[0]]
+    invariant = all(len(o) == len(first) and all(torch.equal(a, b) for a, b in zip(o, first))
+                    for o in outputs.values())
     for r in range(rounds):
         for n in counts if r % 2 == 0 else counts[::-1]:
             torch.set_num_threads(n)
@@ -46,20 +67,25 @@ def probe(step: Callable[[], None], counts: list[int], rounds: int = PROBE_ROUND
                 step()
                 times[n].append(time.perf_counter() - t0)
     median = {n: statistics.median(v) for n, v in times.items()}
-    best = min(counts, key=lambda n: (median[n], n))
+    best = min(counts)
+    for n in sorted(counts):  # climb while the next count wins clearly
+        if median[n] * MARGIN < median[best]:
+            best = n
     torch.set_num_threads(best)
-    return best, median
+    return Probe(best, median, invariant)
 
 
-def side_effect_free(model: torch.nn.Module, step: Callable[[], None]) -> Callable[[], None]:
+def side_effect_free(model: torch.nn.Module, step: Callable[[], None]) -> Callable[[], list[torch.Tensor]]:
     """``step`` made invisible to the run: the CPU generator forked, the model's buffers
-    (batch-norm statistics) restored, its gradients dropped."""
-    def run() -> None:
+    (batch-norm statistics) restored, its gradients dropped.  -> the gradients it made."""
+    def run() -> list[torch.Tensor]:
         buffers = [b.detach().clone() for b in model.buffers()]
         with torch.random.fork_rng(devices=[]):
             step()
+        grads = [p.grad for p in model.parameters() if p.grad is not None]
         with torch.no_grad():
             for b, saved in zip(model.buffers(), buffers):
                 b.copy_(saved)
         model.zero_grad(set_to_none=True)
+        return grads
     return run
