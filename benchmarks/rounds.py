@@ -36,13 +36,14 @@ from pathlib import Path
 
 
 def machine() -> str:
-    """The CPU model and the SIMD level torch dispatches to, for the report's first line."""
+    """The CPU (model name, family and model numbers: a VM may call Zen 3 and Zen 4 both
+    "AMD EPYC") and its SIMD flags, for the report's first line."""
     model = platform.processor() or "unknown CPU"
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
+        info = dict(line.split(":", 1) for line in Path("/proc/cpuinfo").read_text().split("\n\n")[0].splitlines()
+                    if ":" in line)
+        info = {k.strip(): v.strip() for k, v in info.items()}
+        model = f"{info.get('model name', model)} (family {info.get('cpu family', '?')}, model {info.get('model', '?')})"
     except OSError:
         pass
     flags = ""

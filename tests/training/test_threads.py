@@ -135,11 +135,12 @@ def test_a_resumed_run_keeps_its_recorded_count(tmp_path, monkeypatch):
     assert again.threads == 1 and torch.get_num_threads() == 1
 
 
-@pytest.mark.parametrize("invariant,probes", [(True, 3), (False, 1)])
+@pytest.mark.parametrize("invariant,long_epochs,probes", [(True, True, 3), (False, True, 1), (True, False, 1)])
 def test_measured_again_each_epoch_only_where_the_count_cannot_change_the_run(tmp_path, monkeypatch, invariant,
-                                                                                probes):
+                                                                                long_epochs, probes):
     monkeypatch.delenv(MAX_THREADS_ENV, raising=False)
     monkeypatch.setattr(loop, "PROBE_MIN_STEPS", 1)
+    monkeypatch.setattr(loop, "REPROBE_MIN_STEPS", 1 if long_epochs else 10)  # an epoch here is 5 steps
     calls = []
 
     def fake(step, counts):
@@ -154,4 +155,4 @@ def test_measured_again_each_epoch_only_where_the_count_cannot_change_the_run(tm
     tr.build(dataset=tiny_dataset(100)).fit()
     assert len(calls) == probes
     used = [row["threads"] for row in tr.state.metrics]
-    assert used == ([1, 2, 1] if invariant else [1, 1, 1])
+    assert used == ([1, 2, 1] if probes == 3 else [1, 1, 1])

@@ -44,7 +44,7 @@ from .events import EventWriter
 from .graphs import GraphedStep
 from .optim import FastStep, build_optimizer, lr_at
 from .select import select
-from .threads import PROBE_MIN_STEPS, Probe, candidates, probe, side_effect_free
+from .threads import PROBE_MIN_STEPS, REPROBE_MIN_STEPS, Probe, candidates, probe, side_effect_free
 
 
 def inductor_cache_dir() -> Path:
@@ -160,17 +160,18 @@ class Trainer:
         the run: :meth:`_epoch_threads`)."""
         self._cores = torch.get_num_threads()
         self._auto, self._fixed, self._decided_at = False, False, self.state.epoch
-        steps = math.ceil(self.train_x.shape[0] / self.cfg.train.batch_size) * self.cfg.train.epochs
+        per_epoch = math.ceil(self.train_x.shape[0] / self.cfg.train.batch_size)
         if (self.device.type != "cpu" or self._cores < 2 or os.environ.get("VAELAB_MAX_THREADS")
-                or steps < PROBE_MIN_STEPS or self._compiled is not None):
+                or per_epoch * self.cfg.train.epochs < PROBE_MIN_STEPS or self._compiled is not None):
             return self._cores
         self._auto = True
+        self._fixed = per_epoch < REPROBE_MIN_STEPS  # short epochs: measured once
         recorded = [row["threads"] for row in self.state.metrics if "threads" in row]
         if recorded:
             torch.set_num_threads(min(self._cores, int(recorded[-1])))
             return torch.get_num_threads()
         found = self._probe()
-        self._fixed = not found.invariant
+        self._fixed = self._fixed or not found.invariant
         return found.best
 
     def _probe(self) -> Probe:
