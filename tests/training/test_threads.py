@@ -3,8 +3,6 @@ count (training/threads.py); the measurement changes nothing the run computes.""
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
 
@@ -14,6 +12,7 @@ from vaelab.models import DataInfo, build_model
 from vaelab.sweep.executors import MAX_THREADS_ENV
 from vaelab.training import Trainer
 from vaelab.training import loop
+from vaelab.training import threads as threads_module
 from vaelab.training.threads import Probe, candidates, probe, side_effect_free
 
 
@@ -41,30 +40,39 @@ def test_candidates():
     assert candidates(16) == [16, 8, 1]
 
 
-def test_probe_keeps_the_fastest_count():
-    seen = []
+class FakeClock:
+    """time.perf_counter for the probe: a step at n threads takes ``cost[n]`` seconds."""
 
-    def step():  # twice as many threads, ten times slower: a busy machine
+    def __init__(self, cost: dict[int, float]):
+        self.cost, self.now, self.seen = cost, 0.0, []
+
+    def __call__(self) -> float:
+        return self.now
+
+    def step(self, result=None):
         n = torch.get_num_threads()
-        seen.append(n)
-        time.sleep(0.05 if n > 1 else 0.005)
-        return [torch.ones(3)]
+        self.seen.append(n)
+        self.now += self.cost[n]
+        return [torch.ones(3) if result is None else result(n)]
 
-    found = probe(step, [2, 1], rounds=2, steps=1)
+
+def test_probe_keeps_the_fastest_count(monkeypatch):
+    clock = FakeClock({2: 0.05, 1: 0.005})  # two threads ten times slower: a busy machine
+    monkeypatch.setattr(threads_module.time, "perf_counter", clock)
+    found = probe(clock.step, [2, 1], rounds=2, steps=1)
     assert found.best == 1 and torch.get_num_threads() == 1 and found.invariant
-    assert found.per_step[2] > found.per_step[1]
-    assert seen.count(1) == seen.count(2) == 3  # a warm-up and one step per round each
+    assert found.per_step == pytest.approx({2: 0.05, 1: 0.005})
+    assert clock.seen.count(1) == clock.seen.count(2) == 3  # a warm-up and one step per round each
 
 
-def test_more_threads_only_when_they_win_clearly():
-    def step(fast):  # 2 threads take `fast` of 1 thread's time
-        time.sleep(0.01 * (fast if torch.get_num_threads() > 1 else 1.0))
-        return [torch.full((2,), float(torch.get_num_threads()))]  # rounds differently per count
-
-    assert probe(lambda: step(0.5), [2, 1], rounds=2, steps=2).best == 2
-    close = probe(lambda: step(0.95), [2, 1], rounds=2, steps=2)
-    assert close.best == 1  # 5% faster is inside the margin: the single thread stays
-    assert not close.invariant
+@pytest.mark.parametrize("two_threads,best", [(0.5, 2), (0.95, 1)])
+def test_more_threads_only_when_they_win_clearly(monkeypatch, two_threads, best):
+    clock = FakeClock({2: two_threads, 1: 1.0})
+    monkeypatch.setattr(threads_module.time, "perf_counter", clock)
+    # 5% faster is inside the margin: the single thread stays; twice as fast wins
+    found = probe(lambda: clock.step(lambda n: torch.full((2,), float(n))), [2, 1], rounds=2, steps=2)
+    assert found.best == best
+    assert not found.invariant  # the step's results differ between the counts
 
 
 def test_probe_step_leaves_no_trace():
