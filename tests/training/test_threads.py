@@ -28,10 +28,19 @@ def tiny_dataset(n_train: int) -> Dataset:
 
 
 @pytest.fixture(autouse=True)
-def keep_threads():
+def keep_threads(monkeypatch):
     before = torch.get_num_threads()
+    monkeypatch.setattr(threads_module, "_FIRST_SEEN", [2])  # torch's default as a 2-core process has it
     yield
     torch.set_num_threads(before)
+
+
+def test_the_most_threads_tried_is_torchs_first_count(monkeypatch):
+    monkeypatch.setattr(threads_module, "_FIRST_SEEN", [])
+    torch.set_num_threads(2)
+    assert threads_module.torch_default() == 2
+    torch.set_num_threads(1)  # an earlier run of the process chose one thread
+    assert threads_module.torch_default() == 2
 
 
 def test_candidates():
@@ -100,14 +109,13 @@ def _config(threads: int) -> RunConfig:
     })
 
 
-@pytest.mark.skipif(torch.get_num_threads() < 2, reason="one core: nothing to choose")
 def test_a_probed_run_trains_as_a_run_told_its_thread_count(tmp_path, monkeypatch):
     monkeypatch.delenv(MAX_THREADS_ENV, raising=False)
     monkeypatch.setattr(loop, "PROBE_MIN_STEPS", 1)
     ds = tiny_dataset(100)
     probed = Trainer.open(_config(0), tmp_path / "probed", progress=False).build(dataset=ds)
     chosen = probed.threads
-    assert chosen in candidates(torch.get_num_threads())
+    assert chosen in candidates(2)
     probed.fit()
     assert probed.state.metrics[-1]["threads"] == chosen
     told = Trainer.open(_config(chosen), tmp_path / "told", progress=False).build(dataset=ds)

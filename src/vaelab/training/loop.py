@@ -4,7 +4,8 @@ Speed: the training set lives on the device as one contiguous tensor; each epoch
 binarised in one call (dynamic binarisation, into a buffer kept for the run) and one
 permutation is drawn; each minibatch gathers its 100 rows by that permutation: no
 DataLoader, no per-batch Python sampling, no shuffled copy of the whole set.  With
-``train.threads`` 0 the thread count is measured at the start (:mod:`.threads`).
+``train.threads`` 0 the thread count is measured when the run starts and, for models
+whose results do not depend on it, at every epoch (:mod:`.threads`).
 
 Exact resume: every random draw of epoch e (binarisation, shuffling, reparameterisation
 noise) comes from the global RNG re-seeded with (seed, e) at the start of the epoch, and
@@ -44,7 +45,8 @@ from .events import EventWriter
 from .graphs import GraphedStep
 from .optim import FastStep, build_optimizer, lr_at
 from .select import select
-from .threads import PROBE_MIN_STEPS, REPROBE_MIN_STEPS, Probe, candidates, probe, side_effect_free
+from .threads import (PROBE_MIN_STEPS, REPROBE_MIN_STEPS, Probe, candidates, probe, side_effect_free,
+                      torch_default)
 
 
 def inductor_cache_dir() -> Path:
@@ -158,12 +160,12 @@ class Trainer:
         is fastest on, measured now (:mod:`.threads`), or, for a resumed run, the count its
         last epoch recorded (measured again from the next epoch where that cannot change
         the run: :meth:`_epoch_threads`)."""
-        self._cores = torch.get_num_threads()
+        self._cores = torch_default()
         self._auto, self._fixed, self._decided_at = False, False, self.state.epoch
         per_epoch = math.ceil(self.train_x.shape[0] / self.cfg.train.batch_size)
         if (self.device.type != "cpu" or self._cores < 2 or os.environ.get("VAELAB_MAX_THREADS")
                 or per_epoch * self.cfg.train.epochs < PROBE_MIN_STEPS or self._compiled is not None):
-            return self._cores
+            return torch.get_num_threads()
         self._auto = True
         self._fixed = per_epoch < REPROBE_MIN_STEPS  # short epochs: measured once
         recorded = [row["threads"] for row in self.state.metrics if "threads" in row]
@@ -385,8 +387,8 @@ class Trainer:
         while self.state.epoch < cfg.train.epochs:
             epoch = self.state.epoch
             lr = self._set_lr(epoch)
-            self._epoch_threads(epoch)
             t0 = time.perf_counter()
+            self._epoch_threads(epoch)
             try:
                 stats = self._train_epoch(epoch)
             except NonFinite as bad:

@@ -46,6 +46,18 @@ class Probe:
     invariant: bool  # the step's gradients were equal bit for bit at every count
 
 
+_FIRST_SEEN: list[int] = []
+
+
+def torch_default() -> int:
+    """Torch's thread count as this process had it the first time a run asked (its
+    default, or what OMP_NUM_THREADS or the caller set before): the most threads a run
+    measures, also after an earlier run of the process chose fewer."""
+    if not _FIRST_SEEN:
+        _FIRST_SEEN.append(torch.get_num_threads())
+    return _FIRST_SEEN[0]
+
+
 def candidates(cores: int) -> list[int]:
     """Thread counts worth trying on ``cores`` cores: all of them, half, and one."""
     return sorted({cores, max(1, cores // 2), 1}, reverse=True)
