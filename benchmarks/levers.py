@@ -3,7 +3,9 @@ process, the two arms alternating round by round (paired ratios, medians).
 
     python benchmarks/levers.py cnn-eval      # the conv decoder's inference form, IS k=5000
     python benchmarks/levers.py fast-step     # FastStep against torch.optim's step (Adam)
+    python benchmarks/levers.py cnn-valid     # the same for the per-epoch validation ELBO
     python benchmarks/levers.py gather        # an epoch's batches gathered per batch / by one copy
+    python benchmarks/levers.py binarize      # dynamic binarisation into a kept buffer / a new tensor
     python benchmarks/levers.py mlp-buffer    # a kept output buffer for the MLP decoder (not adopted)
     python benchmarks/levers.py all --rounds 5 --threads 1
 
@@ -110,6 +112,55 @@ def gather(images: int) -> tuple[Arm, Arm]:
     return new, old
 
 
+def binarize(images: int) -> tuple[Arm, Arm]:
+    """An epoch's dynamic binarisation of the grey training set: drawn into a buffer kept
+    for the run, against a fresh tensor each epoch (the same draws)."""
+    from vaelab.data import binarize_dynamic
+
+    grey = torch.rand(images, 784) * (torch.rand(images, 784) > 0.8)  # MNIST-like: mostly 0
+    buf = torch.empty_like(grey)
+
+    def new():
+        binarize_dynamic(grey, out=buf)
+
+    def old():
+        binarize_dynamic(grey)
+
+    return new, old
+
+
+def cnn_valid(images: int) -> tuple[Arm, Arm]:
+    """The per-epoch validation ELBO of a CNN VAE (``Trainer._valid_elbo``) through the
+    inference form of its decoder, against the model itself."""
+    import tempfile
+    from pathlib import Path
+
+    from vaelab.config import load_config
+    from vaelab.data import Dataset, Split
+    from vaelab.training import Trainer, loop
+
+    def split(n):
+        return Split((torch.rand(n, 784) > 0.7).float(), torch.zeros(n, dtype=torch.long))
+
+    ds = Dataset(name="mnist", train=split(200), valid=split(images), test=split(100), image_shape=(1, 28, 28),
+                 binary=True, num_classes=10, dynamic=False)
+    cfg = load_config(preset="vae-cnn", overrides={"train.threads": torch.get_num_threads(), "train.epochs": 1})
+    tr = Trainer.open(cfg, Path(tempfile.mkdtemp()) / "run", progress=False).build(dataset=ds)
+    form = loop.inference_form
+
+    def new():
+        tr._valid_elbo(0)
+
+    def old():
+        loop.inference_form = lambda m, device: m
+        try:
+            tr._valid_elbo(0)
+        finally:
+            loop.inference_form = form
+
+    return new, old
+
+
 def mlp_buffer(images: int) -> tuple[Arm, Arm]:
     """IS log-likelihood, k = 5000, of the MLP VAE: its decoder writing the 15,000 x 784
     logits of each chunk into one kept buffer (the same numbers) against a fresh tensor
@@ -142,8 +193,8 @@ def mlp_buffer(images: int) -> tuple[Arm, Arm]:
     return new, old
 
 
-LEVERS = {"cnn-eval": (cnn_eval, 6), "fast-step": (fast_step, 20000), "gather": (gather, 50000),
-          "mlp-buffer": (mlp_buffer, 9)}
+LEVERS = {"cnn-eval": (cnn_eval, 6), "cnn-valid": (cnn_valid, 10000), "fast-step": (fast_step, 20000),
+          "gather": (gather, 50000), "binarize": (binarize, 50000), "mlp-buffer": (mlp_buffer, 9)}
 
 
 def measure(name: str, rounds: int) -> None:
