@@ -109,6 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             secs[f"{x}/{y}"] = secs[x] / secs[y]
             secs[f"{x}/{y}.cpu"] = secs[f"{x}.cpu"] / secs[f"{y}.cpu"]
         rounds.append(secs)
+        if args.json:  # after every round, so that a run cut short keeps what it measured
+            Path(args.json).write_text(json.dumps({"machine": machine(), "commands": cmds, "rounds": rounds}, indent=1))
         shown = "  ".join(f"{k} {v:.3f}" if "/" in k else f"{k} {v:.1f}s" for k, v in secs.items()
                           if not k.endswith(".cpu"))
         print(f"round {rnd + 1}: {shown}  (load {os.getloadavg()[0]:.1f})", flush=True)
@@ -117,8 +119,6 @@ def main(argv: list[str] | None = None) -> int:
         vals = [r[key] for r in rounds]
         unit = "" if "/" in key else " s"
         print(f"  {key:>12s}  {statistics.median(vals):9.3f}{unit}   (rounds: {', '.join(f'{v:.3f}' for v in vals)})")
-    if args.json:
-        Path(args.json).write_text(json.dumps({"machine": machine(), "commands": cmds, "rounds": rounds}, indent=1))
     return 0
 
 
