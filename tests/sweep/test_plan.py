@@ -38,6 +38,16 @@ def test_estimate_scales_measurements():
     assert e.eval_s == pytest.approx(100.0 + 2 * 2.0 + RUN_OVERHEAD_S)  # the data is loaded twice
 
 
+def test_a_selection_stage_is_part_of_the_estimate():
+    cfg = RunConfig.from_dict({"train": {"epochs": 4}, "select": {"key": "optim.lr", "values": [0.1, 0.01],
+                                                                  "epochs": 3}})
+    r = Run("s", cfg, {})
+    timing = {"step_s": 0.01, "epoch_fixed_s": 0.0, "valid_s": 1.0, "eval_s": 0.0, "steps_epoch": 500}
+    (e,) = estimate([r], {shape_key(r.config): timing})
+    epoch = 5.0 + EPOCH_OVERHEAD_S
+    assert e.train_s == pytest.approx(4 * (epoch + 1.0) + 2 * 3 * (epoch + 1.0))  # the run, and 2 x 3 epochs
+
+
 def test_wall_time_replays_the_schedule():
     ests = [RunEstimate(run(), t, 0.0) for t in (10.0, 4.0, 4.0, 4.0)]
     assert wall_time(ests, 1) == pytest.approx(22.0)

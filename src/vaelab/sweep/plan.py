@@ -176,8 +176,11 @@ def estimate(runs: Sequence[Run], timings: dict[str, dict[str, float]]) -> list[
         t = timings[shape_key(r.config)]
         cfg = r.config.train
         validated = sum(1 for e in range(cfg.epochs) if (e + 1) % cfg.valid_every == 0 or e + 1 == cfg.epochs)
-        train = cfg.epochs * (t["steps_epoch"] * t["step_s"] + t["epoch_fixed_s"] + EPOCH_OVERHEAD_S) \
-            + validated * t["valid_s"] + t.get("compile_s", 0.0)
+        epoch_s = t["steps_epoch"] * t["step_s"] + t["epoch_fixed_s"] + EPOCH_OVERHEAD_S
+        train = cfg.epochs * epoch_s + validated * t["valid_s"] + t.get("compile_s", 0.0)
+        sel = r.config.select
+        if sel is not None:  # the selection stage's short runs, each validated every epoch
+            train += len(sel.values) * (sel.epochs * (epoch_s + t["valid_s"]) + t.get("compile_s", 0.0))
         out.append(RunEstimate(r, train, t["eval_s"] + 2 * t.get("load_s", 0.0) + RUN_OVERHEAD_S))
     return out
 
