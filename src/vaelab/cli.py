@@ -1,8 +1,8 @@
 """The `vaelab` command.  Parses flags, calls the library (:mod:`vaelab.api`); no logic of
 its own.  Every user error is one line on stderr and exit code 2.
 
-Start-up stays cheap: this module imports only the standard library, YAML and vaelab's
-config; each command imports what it needs (torch, plotting, Ray) when it runs, so
+Start-up stays cheap: this module imports only the standard library and vaelab's errors and
+efforts; each command imports what it needs (configs, torch, plotting, Ray) when it runs, so
 ``vaelab --version`` and ``--help`` answer at once.
 """
 
@@ -17,9 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import yaml
-
-from .config import PRESET_DIR, preset_names, read_yaml
+from .efforts import DEFAULT as DEFAULT_EFFORT, EFFORTS
 from .errors import ConfigError, VaelabError
 from .version import __version__
 
@@ -32,15 +30,16 @@ def _int_list(text: str) -> list[int]:
 
 
 # (flag, dotted config key, type, help).  The config defaults (config.py) are the only
-# defaults: a flag left out changes nothing.
+# defaults: a flag left out changes nothing.  The names a flag takes are the part tables'
+# (`vaelab parts`), not repeated here.
 CONFIG_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
-    ("--dataset", "data.dataset", str, "a dataset's name (mnist, frey; `vaelab parts`) or the path of an .npz "
-                                       "file or image folder"),
-    ("--binarize", "data.binarize", str, "dynamic, threshold or seed-paper"),
+    ("--dataset", "data.dataset", str, "a dataset's name (`vaelab parts`) or the path of an .npz file or "
+                                       "image folder"),
+    ("--binarize", "data.binarize", str, "how grey levels become 0/1 (`vaelab parts`: binarize)"),
     ("--latent", "model.latent", int, "latent size"),
     ("--hidden", "model.hidden", _int_list, "hidden sizes, e.g. 500 or 500,500"),
-    ("--activation", "model.activation", str, "tanh, relu, leaky_relu, elu, softplus, sigmoid, gelu"),
-    ("--optimizer", "optim.name", str, "adam, adagrad or sgd"),
+    ("--activation", "model.activation", str, "hidden units' activation (`vaelab parts`: activation)"),
+    ("--optimizer", "optim.name", str, "optimiser (`vaelab parts`: optimizer)"),
     ("--lr", "optim.lr", float, "learning rate"),
     ("--epochs", "train.epochs", int, "passes over the training set"),
     ("--batch-size", "train.batch_size", int, "minibatch size"),
@@ -53,6 +52,8 @@ CONFIG_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
 def _set_pair(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    import yaml  # only when a --set is given: --version and --help never load it
+
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw)
@@ -147,6 +148,8 @@ def _cmd_images(which: str) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .config import PRESET_DIR, preset_names, read_yaml
+
     for name in preset_names():
         desc = read_yaml(PRESET_DIR / f"{name}.yaml").get("description", "")
         print(f"{name:12s} {desc}")
@@ -171,8 +174,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # --- sweeps and reports -----------------------------------------------------------------
 
-EXPERIMENT_SETS = {"all": ["table1", "frey", "standard"]}
-DEFAULT_EFFORT = "quick"
+# The shipped experiments (configs/experiments/*.yaml) in the order `all` runs and reports them.
+SHIPPED = ("table1", "frey", "standard")
+EXPERIMENT_SETS = {"all": list(SHIPPED)}
 
 
 def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]], only: Sequence[str] = ()):
@@ -194,9 +198,8 @@ def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]], onl
 
 def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--effort", default=None, metavar="EFFORT",
-                   help=f"how much compute: smoke (CI check, about a minute for all), quick (real numbers: about "
-                        f"2 h for all on 2 CPU cores, most of it Burda et al.'s first 40 epochs), paper (the study's and Burda et al.'s full protocols: "
-                        f"days; use many cores or --executor ray) [default {DEFAULT_EFFORT}]")
+                   help="how much compute: " + "; ".join(f"{name}: {what}" for name, what in EFFORTS.items())
+                        + f" [default {DEFAULT_EFFORT}]")
     p.add_argument("--only", action="append", default=[], metavar="KEY=V[,KEY=V...]",
                    help="run only the cells matching every KEY=V (a key given twice: either value; model = the "
                         "preset name, latent = model.latent), e.g. --only model=cvae,latent=5; repeatable (either "
@@ -324,7 +327,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("sweep", help="run an experiment's grid of runs (resumable; results in a SQLite store)")
-    p.add_argument("experiment", help="table1, frey, standard, all, a comma list, or a YAML file")
+    p.add_argument("experiment", help=f"{', '.join(SHIPPED)}, all, a comma list, or a YAML file")
     _add_sweep_flags(p)
     p.add_argument("--list", action="store_true", help="print the runs (id, label) and exit")
     p.add_argument("--plan", action="store_true",
@@ -343,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="sweep + report: regenerate the study's tables and figures")
     p.add_argument("--experiment", default="all",
-                   help="all (= table1, frey, standard), or names/YAML files, comma-separated [default all]")
+                   help=f"all (= {', '.join(SHIPPED)}), or names/YAML files, comma-separated [default all]")
     _add_sweep_flags(p)
     p.add_argument("--report-dir", default=None, help="report directory (default OUT/report)")
     p.set_defaults(func=cmd_reproduce)
@@ -407,6 +410,7 @@ INTERRUPT_HINTS["reproduce"] = INTERRUPT_HINTS["sweep"]
 def _interrupt_hint(args: argparse.Namespace) -> str:
     hint = INTERRUPT_HINTS.get(args.command, "nothing was written: run the command again")
     return hint.format(out=getattr(args, "out", None) or "RUN_DIR")
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -7,10 +7,11 @@ import sys
 
 import pytest
 
-from vaelab.config import RunConfig
+from vaelab.config import RunConfig, read_yaml
+from vaelab.efforts import EFFORTS
 from vaelab.errors import ConfigError
-from vaelab.sweep.experiment import (EFFORTS, chain, expand, experiment_names, fixed, load_experiment, product,
-                                     run_id, sweep, zip_)
+from vaelab.sweep.experiment import (chain, expand, experiment_names, find_experiment, fixed, load_experiment,
+                                     product, run_id, sweep, zip_)
 
 STUDY_MODELS = ["vae", "vae-tuned", "vae-cnn", "iwae", "dvae", "beta-vae", "cvae"]
 
@@ -60,6 +61,8 @@ def test_bad_nodes(node, match):
 
 def test_shipped_experiments_load_at_every_effort():
     assert {"table1", "frey", "standard"} <= set(experiment_names())
+    for name in experiment_names():  # the efforts the command line lists are exactly theirs, in order
+        assert list(read_yaml(find_experiment(name))["efforts"]) == list(EFFORTS), name
     for name in ("table1", "frey", "standard"):
         for effort in EFFORTS:
             exp = load_experiment(name, effort)

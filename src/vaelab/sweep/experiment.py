@@ -52,7 +52,6 @@ TOP_KEYS = ("name", "description", "base", "runs", "efforts", "report")
 # An experiment's name and effort become a directory (sweeps/NAME-EFFORT): a file from a
 # colleague must not write where it likes, so no path separators, no '..', no dotfiles.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-EFFORTS = ("smoke", "demo", "quick", "paper")  # every shipped experiment defines these
 # An effort may also name ``grid: {KEY: [values]}``: it then keeps only the grid's runs whose
 # resolved config has one of those values (the ``demo`` effort runs two latent sizes); and
 # ``by_name: {NAME: {KEY: value}}``: overrides for the runs of one model (config ``name``),
