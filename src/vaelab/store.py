@@ -6,7 +6,7 @@ Tables::
                  config JSON, status queued | running | done | failed, owner (the sweep
                  process that holds the run) and worker (the process training it),
                  timings, metrics JSON (RUN/eval.json), error text
-    experiments  one row per experiment swept into this store: its name, effort preset
+    experiments  one row per experiment swept into this store: its name, effort
                  and the experiment spec (tables, figures, reference values) as JSON
     members      which runs belong to which experiment, in grid order
 

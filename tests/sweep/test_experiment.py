@@ -1,4 +1,4 @@
-"""Experiment files -> runs: combinators, layering, effort presets, stable ids, errors."""
+"""Experiment files -> runs: combinators, layering, efforts, stable ids, errors."""
 
 import hashlib
 import json
@@ -157,7 +157,7 @@ def test_duplicate_points_run_once(tmp_path):
 @pytest.mark.parametrize("text, match", [
     ("runs: {sweep: {model.latent: [3]}}\nefforts: {smoke: {}}\ncolour: red\n", "unknown top-level key"),
     ("efforts: {smoke: {}}\n", "no 'runs' grid"),
-    ("runs: {sweep: {model.latent: [3]}}\nefforts: {quick: {}}\n", "no effort preset 'smoke'"),
+    ("runs: {sweep: {model.latent: [3]}}\nefforts: {quick: {}}\n", "no effort 'smoke'"),
     ("runs: {sweep: {model.latnet: [3]}}\nefforts: {smoke: {}}\n", "run 1 .*unknown config key 'model.latnet'"),
     ("runs: {sweep: {model.latent: [3, -1]}}\nefforts: {smoke: {}}\n", "run 2 .*model.latent"),
     ("runs: {sweep: {preset: [nope]}}\nefforts: {smoke: {}}\n", "unknown model preset 'nope'"),

@@ -9,7 +9,7 @@ An experiment file (``configs/experiments/*.yaml``)::
       product:
         - sweep: {preset: [vae, vae-tuned, cvae]}
         - sweep: {model.latent: [3, 5, 10, 20, 200]}
-    efforts:                                             # presets of effort: dotted overrides
+    efforts:                                             # how much compute: dotted overrides
       smoke: {data.train_limit: 1000, train.epochs: 1, eval.k: 20}
       paper: {eval.k: 5000}
     report: {tables: [...], figures: [...]}              # see vaelab.report
@@ -263,7 +263,7 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
     efforts = _mapping(data, "efforts", path)
     if effort not in efforts:
         known = ", ".join(efforts) or "none"
-        raise ConfigError(f"{path}: no effort preset {effort!r}; this experiment defines: {known}")
+        raise ConfigError(f"{path}: no effort {effort!r}; this experiment defines: {known}")
     effort_spec = efforts[effort] or {}
     if not isinstance(effort_spec, Mapping):
         raise ConfigError(f"{path}: efforts.{effort} must be a mapping of KEY: value overrides")
