@@ -1,7 +1,6 @@
 """The CLI's contract: one clear line and exit code 2 for every user error, nothing
 half-written; `eval --json` prints the public field names."""
 
-import gzip
 import json
 import shutil
 import subprocess

@@ -2,7 +2,6 @@
 every file reader give clean VaelabErrors, never a traceback."""
 
 import gzip
-import io
 import json
 import pickle
 from pathlib import Path

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
 
@@ -51,8 +51,16 @@ REFERENCE_KEYS = {"source", "metric", "note", "notes", "values", "protocol", "co
 # expected_gap: {EFFORT: a sentence or two}: what to expect of that effort's budget against the
 # reference's protocol, printed in the table's banner after the differences of protocol, which
 # are read from the runs (so the banner's numbers are the runs', never typed here).
-# What a reference may declare about how its numbers were made (see tables.PROTOCOL_FACTS).
-PROTOCOL_KEYS = ("epochs", "binarize", "train_images", "k", "test_images")
+# What a reference may declare about how its numbers were made (``reference.protocol``): each
+# fact's words and how a stored run (config and metrics) reads it.
+PROTOCOL_FACTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "epochs": ("epochs", lambda r: lookup(r.config, "train.epochs")),
+    "binarize": ("binarisation", lambda r: lookup(r.config, "data.binarize")),
+    "train_images": ("training images", lambda r: lookup(r.config, "data.train_limit") or "all"),
+    "k": ("k", lambda r: (r.metrics or {}).get("k") if r.metrics else lookup(r.config, "eval.k")),
+    "test_images": ("test images", lambda r: (r.metrics or {}).get("n")),
+}
+PROTOCOL_KEYS = tuple(PROTOCOL_FACTS)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

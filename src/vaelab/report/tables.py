@@ -24,7 +24,7 @@ from ..errors import ConfigError
 from ..models import MODELS
 from ..objectives import OBJECTIVES
 from ..store import RunRow
-from .spec import lookup
+from .spec import PROTOCOL_FACTS, lookup
 
 # Config keys that change what a cell's model learns or how long it trained, yet may differ
 # between the cells of one row when its runs come from several sweeps or code versions; the
@@ -248,16 +248,6 @@ def protocol_text(runs: Sequence[RunRow], effort: str | None = None) -> str:
              f"test ELBO and importance-sampled log-likelihood with k={k} on {n_test} test images",
              "nats per image, higher is better"]
     return "; ".join(p for p in parts if p) + "."
-
-
-# Protocol facts a reference may declare (``reference.protocol``), and how ours are read.
-PROTOCOL_FACTS: dict[str, tuple[str, Any]] = {
-    "epochs": ("epochs", lambda r: lookup(r.config, "train.epochs")),
-    "binarize": ("binarisation", lambda r: lookup(r.config, "data.binarize")),
-    "train_images": ("training images", lambda r: lookup(r.config, "data.train_limit") or "all"),
-    "k": ("k", lambda r: (r.metrics or {}).get("k") if r.metrics else lookup(r.config, "eval.k")),
-    "test_images": ("test images", lambda r: (r.metrics or {}).get("n")),
-}
 
 
 # The facts of a run's training budget: a run whose budget differs from most of its table's
