@@ -95,7 +95,7 @@ def test_samples_come_from_the_components(n):
     enc = LinearEncoder(logvar_shift=-20.0)  # near-deterministic components
     z = prior.sample(n, enc)
     assert z.shape == (n, Z)
-    centres = enc(prior.pseudo_inputs()).mean  # (K, Z)
+    centres = enc(prior.pseudo_inputs()).mean.detach()  # (K, Z)
     dist = torch.cdist(z, centres).min(dim=1).values
     assert float(dist.max()) < 1e-3
 
