@@ -303,10 +303,11 @@ def _stamp(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _holdout(x: torch.Tensor, y: torch.Tensor | None) -> tuple[Split, Split]:
+def _holdout(path: Path, x: torch.Tensor, y: torch.Tensor | None) -> tuple[Split, Split]:
     n = len(x)
     if n < 2:
-        raise DataError(f"x_train holds {n} image(s): too few to hold some out for validation; add x_valid")
+        _fail(path, f"the training split holds {n} image(s): too few to hold some out for validation; "
+                    f"add a validation split (x_valid, or a valid/ folder)")
     n_valid = max(1, int(round(n * HOLDOUT_FRACTION)))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(HOLDOUT_SEED))
     valid_idx, train_idx = order[:n_valid].sort().values, order[n_valid:].sort().values
@@ -337,7 +338,7 @@ def load_path(cfg, *, binary: bool | None = None) -> Dataset:
         return Split(grey.x[name], labels)
 
     if grey.x["valid"] is None:
-        train, valid = _holdout(grey.x["train"], grey.y["train"])
+        train, valid = _holdout(path, grey.x["train"], grey.y["train"])
         note = (f"{path.name} has no validation split: {len(valid.x)} of its {len(grey.x['train'])} training images "
                 f"({HOLDOUT_FRACTION:.0%}, a permutation under seed {HOLDOUT_SEED}) are held out as one")
     else:
