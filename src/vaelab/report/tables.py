@@ -360,7 +360,7 @@ def to_markdown(table: Table) -> str:
 CSV_FIELDS = ["row", "row_label", "column", "column_label", "run_id", "status", "test_elbo",
               "test_log_likelihood", "log_likelihood_sem", "k", "test_images", "reference_metric",
               "reference", "difference", "active_units", "epochs", "train_seconds", "eval_seconds", "selected", "error",
-              "seed", "device", "torch", "test_sha256"]  # where the number came from, and on which test images
+              "kl_estimator", "seed", "device", "torch", "test_sha256"]  # how, where, and on which test images
 
 
 def to_csv(table: Table) -> str:
@@ -385,6 +385,7 @@ def to_csv(table: Table) -> str:
                 "eval_seconds": _num(run.eval_seconds if run else None, 1),
                 "selected": m.get("selected", ""),
                 "error": (run.error or "") if run else "",
+                "kl_estimator": _flag_value(run.config, "objective.kl") if run else "",
                 "seed": lookup(run.config, "train.seed") if run else "",
                 "device": lookup(run.config, "train.device") if run else "",
                 "torch": m.get("torch", ""), "test_sha256": m.get("test_sha256", ""),
