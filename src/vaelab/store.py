@@ -339,12 +339,13 @@ class Store:
     def restore(self, row: Mapping[str, Any]) -> None:
         """Put back a run row exactly as another store held it (a report's run record,
         ``vaelab.report.records``): its status, metrics, timings and times."""
-        cols = ("status", "attempts", "created_at", "started_at", "finished_at", "epochs", "train_seconds",
-                "eval_seconds", "wall_seconds", "error")
+        cols = ("status", "attempts", "started_at", "finished_at", "epochs", "train_seconds", "eval_seconds",
+                "wall_seconds", "error")
         with self.transaction() as c:
-            c.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in cols)}, metrics = ? WHERE id = ?",
-                      (*(row.get(k) for k in cols),
-                       None if row.get("metrics") is None else canonical_json(row["metrics"]), row["id"]))
+            c.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in cols)}, metrics = ?, "
+                      f"created_at = COALESCE(?, created_at) WHERE id = ?",
+                      (*(row.get(k) for k in cols), None if row.get("metrics") is None else canonical_json(row["metrics"]),
+                       row.get("created_at"), row["id"]))
 
     def fail(self, run_id: str, error: str) -> None:
         now = time.time()
