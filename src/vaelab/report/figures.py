@@ -214,6 +214,8 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     """ELBO per epoch, validation solid and training dashed; a panel per ``panels`` value
     (default the latent size), a line per ``lines`` value (default the run's name)."""
     chosen = select_done(spec, runs)
+    if not any(read_metrics(ctx.run_path(r)) for r in chosen):
+        raise FigureSkipped(f"no learning curve of its {len(chosen)} runs is here")
     panel_key, line_key = spec.get("panels", "model.latent"), spec.get("lines", "name")
     panels: dict[Any, list[RunRow]] = {}
     for r in chosen:
@@ -468,17 +470,15 @@ FROM_MODELS = frozenset({"reconstructions", "samples", "class_samples", "latent_
 
 
 def drawn_elsewhere(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path] | None:
-    """The figure as the report of the sweep that trained its runs drew it, where some of
-    those runs' weights are not here (a GPU machine sends back a sweep without its weights,
-    but ``vaelab report`` ran there first).  Taken only when it shows exactly these runs:
+    """The figure as the report of the sweep that trained its runs drew it, where what it is
+    drawn from is not here: the weights of some runs (a GPU machine sends back a sweep without
+    its weights, but ``vaelab report`` ran there first), or their curves (run records).  Taken only when it shows exactly these runs:
     they all come from that one sweep, they are every finished run of that sweep the
     figure's ``select`` matches, and the image is newer than the last of them to finish.
     Otherwise None, and the figure is drawn here from the weights that are here."""
     try:
         done = select_done(spec, runs)
     except FigureSkipped:
-        return None
-    if all(ctx.has_weights(r) for r in done):
         return None
     homes = {ctx.sweep_of.get(r.id, ctx.sweep_dir) for r in done}
     if len(homes) != 1:
@@ -506,10 +506,14 @@ def draw(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context) -> list[
     fn: Callable = FIGURES.get(spec["kind"])
     path = ctx.out_dir / f"{spec['name']}.png"
     if spec["kind"] in FROM_MODELS:
-        copied = drawn_elsewhere(spec, runs, ctx, path)
+        done = [r for r in runs if r.status == "done" and matches(r.config, spec.get("select"))]
+        copied = None if all(ctx.has_weights(r) for r in done) else drawn_elsewhere(spec, runs, ctx, path)
         if copied:
             return copied
     try:
         return fn(spec, runs, ctx, path)
-    except VaelabError as err:
+    except (VaelabError, FigureSkipped) as err:
+        copied = None if spec["kind"] in FROM_MODELS else drawn_elsewhere(spec, runs, ctx, path)
+        if copied:
+            return copied
         raise FigureSkipped(str(err)) from None

@@ -144,7 +144,7 @@ def protocol_text(runs: Sequence[RunRow], effort: str | None = None) -> str:
     binar = values(lambda r: lookup(r.config, "data.binarize"))
     limit = values(lambda r: lookup(r.config, "data.train_limit") or "all")
     epochs = values(lambda r: lookup(r.config, "train.epochs"))
-    k = values(lambda r: lookup(r.config, "eval.k"))
+    k = values(lambda r: (r.metrics or {}).get("k") or lookup(r.config, "eval.k"))  # as evaluated
     n_test = "/".join(sorted({str(r.metrics.get("n")) for r in done})) or "?"
     parts = [f"{effort} preset" if effort else None,
              f"{datasets} ({binar} binarisation)" if "mnist" in datasets else datasets,
