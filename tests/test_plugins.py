@@ -12,7 +12,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-import torch
 
 from vaelab.registry import Registry, plugin_entries, rescan_plugins
 

@@ -220,8 +220,7 @@ def _sweep(args: argparse.Namespace, exps, out: Path) -> int:
         result = run_sweep(exps, out, workers=args.workers, executor=args.executor, address=args.address,
                            retry_failed=args.retry_failed, data_dir=args.data_dir, progress=not args.quiet)
     except KeyboardInterrupt:
-        print(f"vaelab: interrupted; finished runs are stored and cut-off runs resume from their "
-              f"checkpoints: run the same command again", file=sys.stderr)
+        print(f"vaelab: interrupted; {INTERRUPT_HINTS['sweep']}", file=sys.stderr)
         return 130
     print(result.summary(), file=sys.stderr if not result.ok else sys.stdout)
     return 0 if result.ok else 1

@@ -288,7 +288,8 @@ def fingerprint(path: str | os.PathLike) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _read_cached(resolved: str, size_mtime: tuple[int, int]) -> tuple[Grey, str, str]:
+def _read_cached(resolved: str, stamp: tuple[int, int]) -> tuple[Grey, str, str]:
+    """The data at ``resolved``, read once per process while its size and mtime stay."""
     path = Path(resolved)
     fmt = find_format(path)
     grey, sha = FORMATS.get(fmt).read(path)
@@ -320,10 +321,9 @@ def load_path(cfg, *, binary: bool | None = None) -> Dataset:
     needs {0, 1} pixels (True: grey data is binarised by ``cfg.binarize``), or None for
     ``model.likelihood: auto`` (the data as it is; Bernoulli if it is binary)."""
     path = Path(cfg.dataset).expanduser()
+    find_format(path)  # one line if it is missing or of no known format
     try:
         grey, sha, fmt = _read_cached(str(path.resolve()), _stamp(path))
-    except FileNotFoundError:
-        grey, sha, fmt = _read_cached(str(path), (0, 0))  # find_format raises the one-line error
     except OSError as err:
         raise DataError(f"dataset {path}: cannot be read ({err.strerror or err})") from None
     note = None
