@@ -1,4 +1,5 @@
-"""One run's life in a sweep: train (resuming), evaluate, and the result written to the store.
+"""One run's life in a sweep: train (resuming), evaluate (likelihood and sample quality), and
+the result written to the store.
 
 :func:`compute` runs in whatever process an executor gives it (a local worker, a Ray
 task) and never raises for a failure of the run itself; :func:`record` writes its result
@@ -16,6 +17,7 @@ from typing import Any, Mapping
 
 from ..config import RunConfig
 from ..errors import VaelabError, first_line
+from ..evaluation.quality import quality_run
 from ..evaluation.run import evaluate_run
 from ..io import atomic_write_text
 from ..runs import RunDir
@@ -35,6 +37,7 @@ def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | 
         state = train_run(cfg, path, data_dir, resume=True, progress=False)
         t0 = time.perf_counter()
         metrics = evaluate_run(path, None, data_dir, cfg.train.device, progress=False, write=True)
+        metrics = {**metrics, **sample_quality(path, cfg, data_dir)}
         by_epoch = evaluate_kept(path, cfg, state.epoch, data_dir)
         if by_epoch:
             metrics = {**metrics, "by_epoch": by_epoch}
@@ -54,6 +57,16 @@ def compute(config: Mapping[str, Any], path: str | Path, data_dir: str | Path | 
         print(tb, file=sys.stderr, flush=True)
         return {"ok": False, "error": f"internal error {type(err).__name__}: {first_line(err, '')} "
                                       f"(traceback in {RunDir(path).error_file})"}
+
+
+def sample_quality(path: Path, cfg: RunConfig, data_dir: str | Path | None = None) -> dict[str, Any]:
+    """``{"quality": RUN/quality.json}`` at its default protocol, or ``{"quality_error": why}``
+    where the run's data cannot be scored (too few test images...): the likelihood is
+    stored either way."""
+    try:
+        return {"quality": quality_run(path, None, data_dir=data_dir, device=cfg.train.device, progress=False)}
+    except VaelabError as err:
+        return {"quality_error": f"{type(err).__name__}: {first_line(err)}"}
 
 
 def evaluate_kept(path: Path, cfg: RunConfig, last: int, data_dir: str | Path | None = None
