@@ -14,6 +14,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 playwright = pytest.importorskip("playwright.sync_api", reason="needs playwright (pip install 'vaelab[test]')")
 expect = playwright.expect
+expect.set_options(timeout=60_000)  # the first request of a run loads its model and data: slow on a busy CI machine
 
 
 def _chromium() -> str:

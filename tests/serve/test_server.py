@@ -82,6 +82,7 @@ def test_another_host_is_announced_with_a_warning(serve_sweep, serve, data_dir):
     assert get(served, "/")[0] == 200
     err = served.stop()
     assert "warning: serving on 127.0.0.2" in err
+    assert served.proc.returncode == 130 and "the explorer stopped" in err  # Ctrl-C ends it cleanly
 
 
 def test_a_missing_extra_is_one_line(tmp_path, capsys, monkeypatch):

@@ -246,6 +246,14 @@ def feature_net(ds: Dataset, recipe: dict[str, Any] = RECIPE, progress: bool = T
     found = _load(where, ds)
     if found is not None:
         return found
+    try:
+        return _train_and_keep(ds, recipe, key, where, progress)
+    except PermissionError as err:
+        raise VaelabError(f"cannot write the feature network into {where} ({err.strerror}); point XDG_CACHE_HOME "
+                          f"at a writable folder") from None
+
+
+def _train_and_keep(ds: Dataset, recipe: dict[str, Any], key: str, where: Path, progress: bool) -> TrainedFeatures:
     with _locked(features_dir() / f"{key[:16]}.lock"):
         found = _load(where, ds)  # another process may have trained it while we waited
         if found is not None:
