@@ -15,8 +15,8 @@ one's docstring.
 
 from .version import __version__
 
-_API = ("build_report", "evaluate", "export", "load", "make_config", "quality", "reconstruct", "register",
-        "run_sweep", "sample", "serve", "train")
+_API = ("build_report", "evaluate", "export", "load", "make_config", "quality", "quality_sweep", "reconstruct",
+        "register", "run_sweep", "sample", "serve", "train")
 
 __all__ = ["__version__", *_API]
 

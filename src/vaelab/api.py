@@ -37,10 +37,11 @@ from .serve import serve as _serve
 from .sweep import SweepResult, load_experiment
 from .sweep import run_sweep as _run_sweep
 from .sweep.experiment import parse_only
+from .sweep.work import score_sweep
 from .training import train_run
 
-__all__ = ["build_report", "evaluate", "export", "load", "make_config", "quality", "reconstruct", "register",
-           "run_sweep", "sample", "serve", "train"]
+__all__ = ["build_report", "evaluate", "export", "load", "make_config", "quality", "quality_sweep", "reconstruct",
+           "register", "run_sweep", "sample", "serve", "train"]
 
 PathLike = str | os.PathLike
 
@@ -142,6 +143,15 @@ def quality(run: PathLike, n: int | None = None, *, data: PathLike | None = None
     """
     return quality_run(run, n, data=data, data_dir=data_dir, device=device, epoch=epoch, seed=seed, write=write,
                        progress=progress)
+
+
+def quality_sweep(sweep: PathLike, n: int | None = None, *, data_dir: PathLike | None = None, device: str = "auto",
+                  progress: bool = False) -> list[dict[str, Any]]:
+    """:func:`quality` of every finished run of a sweep directory whose weights are here,
+    each added to the run's stored metrics, so that ``vaelab report`` shows it (for a sweep
+    run before sweeps scored sample quality, or at another ``n``).  -> one record per run,
+    ``{"run_id", "label", "quality"}`` or ``{"run_id", "label", "skipped": why}``."""
+    return score_sweep(sweep, n, data_dir, device, progress)
 
 
 def load(run: PathLike, *, device: str = "cpu", epoch: int | None = None) -> torch.nn.Module:

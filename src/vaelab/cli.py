@@ -120,9 +120,31 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_quality(args: argparse.Namespace) -> int:
+def _quality_sweep(args: argparse.Namespace) -> int:
     from . import api
 
+    records = api.quality_sweep(args.run_dir, args.n, data_dir=args.data_dir, device=args.device,
+                                progress=not args.json)
+    if args.json:
+        print(json.dumps(records))
+        return 0
+    for r in records:
+        q = r.get("quality")
+        what = (f"fd {q['fd']:.2f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}"
+                + (f", label accuracy {q['label_accuracy']:.3f}" if q["label_accuracy"] is not None else "")
+                + f" (n={q['n']})") if q else f"not scored: {r['skipped']}"
+        print(f"{r['run_id']}  {r['label']}: {what}")
+    print(f"stored with {sum('quality' in r for r in records)} of {len(records)} finished runs; "
+          f"`vaelab report --sweep {args.run_dir}` shows them")
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from . import api
+    from .runs import store_path
+
+    if args.epoch is None and store_path(args.run_dir).is_file():
+        return _quality_sweep(args)
     out = api.quality(args.run_dir, args.n, data=args.data, data_dir=args.data_dir, device=args.device,
                       epoch=args.epoch, progress=not args.json)
     if args.json:
@@ -340,8 +362,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "an autoencoder where they have none): fd (the Fréchet distance of Heusel et al. 2017 in those "
                     "features), precision and recall (Kynkäänniemi et al. 2019, k=3), the classifier's accuracy "
                     "and, for a conditional model, how often a sample drawn for label c is called c. Written to "
-                    "RUN/quality.json.")
-    p.add_argument("run_dir", help="run directory or model bundle")
+                    "RUN/quality.json. Given a sweep directory, scores each finished run with its weights there and "
+                    "adds the score to the store, for `vaelab report`.")
+    p.add_argument("run_dir", help="run directory, model bundle, or sweep directory (holding store.sqlite)")
     p.add_argument("--n", type=int, default=None,
                    help="samples and test images per set (default 5000, at most the run's test images)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -78,3 +78,28 @@ def test_a_real_sweep_reports_its_sample_quality(report_sweep):
     assert len(runs) == 3 and all(float(r["fd"]) > 0 for r in runs)
     assert [r["label_accuracy"] != "" for r in runs].count(True) == 1  # the CVAE only
     assert "FD: Fréchet distance" in index.read_text()
+
+
+@pytest.mark.slow
+def test_a_sweep_scored_afterwards_reports_its_quality(report_sweep, tmp_path, capsys, data_dir):
+    """A sweep stored before sweeps scored sample quality: `vaelab quality SWEEP` scores each
+    finished run with weights, the store keeps it, the report shows it."""
+    import shutil
+
+    from vaelab.cli import main
+    from vaelab.report import build_report
+
+    sweep = tmp_path / "sweep"
+    shutil.copytree(report_sweep[0], sweep)
+    with Store(sweep / "store.sqlite") as s:
+        ids = [r.id for r in s.runs(status="done")]
+        for rid in ids:
+            s.add_metrics(rid, {}, drop=("quality",))
+    assert "FD" not in (build_report(sweep, tmp_path / "before", data_dir, progress=False).parent / "tiny.md").read_text()
+    assert main(["quality", str(sweep), "--data-dir", str(data_dir)]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == len(ids) + 1 and all("fd " in line for line in lines[:-1])
+    with Store(sweep / "store.sqlite") as s:
+        assert all(s.get(rid).metrics["quality"]["fd"] > 0 for rid in ids)
+    md = (build_report(sweep, tmp_path / "after", data_dir, progress=False).parent / "tiny.md").read_text()
+    assert "| name | N_z=2 | FD | N_z=3 | FD |" in md

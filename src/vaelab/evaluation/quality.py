@@ -47,7 +47,7 @@ from ..runs import RunDir, TrainedRun, check_same_data, load_run
 from ..runs.data import run_data_config
 from .features import CLASSIFIER, TrainedFeatures, feature_net
 
-__all__ = ["DEFAULT_N", "K", "SEED", "frechet_distance", "precision_recall", "quality_run", "score_features",
+__all__ = ["DEFAULT_N", "K", "SEED", "check_n", "frechet_distance", "precision_recall", "quality_run", "score_features",
            "score_run"]
 
 DEFAULT_N = 5000  # samples and test images per score (capped at the run's test images)
@@ -170,12 +170,17 @@ def protocol(out: dict[str, Any], nets: TrainedFeatures, dataset: str, condition
             f"comparable between runs on the same dataset and binarisation at the same N only")
 
 
+def check_n(n: int | None) -> None:
+    """ConfigError unless ``n`` (images per set) is None or 1..MAX_N."""
+    if n is not None and not 1 <= n <= MAX_N:
+        raise ConfigError(f"--n (images per set) must be between 1 and {MAX_N:,}, got {n}")
+
+
 def score_run(trained: TrainedRun, ds: Dataset, n: int | None = None, seed: int = SEED,
               progress: bool = False) -> dict[str, Any]:
     """The sample-quality record of a loaded run against its test images; ``ds`` is
     :func:`whole_dataset` of the run."""
-    if n is not None and not 1 <= n <= MAX_N:
-        raise ConfigError(f"--n (images per set) must be between 1 and {MAX_N:,}, got {n}")
+    check_n(n)
     model, cfg = trained.model, trained.cfg
     available = _run_test_size(trained, ds)
     n_eff = min(n or DEFAULT_N, available)

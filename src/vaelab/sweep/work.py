@@ -17,10 +17,10 @@ from typing import Any, Mapping
 
 from ..config import RunConfig
 from ..errors import VaelabError, first_line
-from ..evaluation.quality import quality_run
+from ..evaluation.quality import check_n, quality_run
 from ..evaluation.run import evaluate_run
 from ..io import atomic_write_text
-from ..runs import RunDir
+from ..runs import RunDir, list_checkpoints, run_label, run_path, store_path
 from ..store import Store
 from ..training import train_run
 from ..training.select import read_choice
@@ -67,6 +67,31 @@ def sample_quality(path: Path, cfg: RunConfig, data_dir: str | Path | None = Non
         return {"quality": quality_run(path, None, data_dir=data_dir, device=cfg.train.device, progress=False)}
     except VaelabError as err:
         return {"quality_error": f"{type(err).__name__}: {first_line(err)}"}
+
+
+def score_sweep(sweep_dir: str | Path, n: int | None = None, data_dir: str | Path | None = None,
+                device: str = "auto", progress: bool = True) -> list[dict[str, Any]]:
+    """Score the sample quality of every finished run of a sweep whose weights are here,
+    and add it to the run's stored metrics (so that reports show it): for sweeps run before
+    quality was part of a run's evaluation, or at another N.  -> one record per run:
+    ``{"run_id", "label", "quality"}`` or ``{"run_id", "label", "skipped": why}``."""
+    check_n(n)
+    out: list[dict[str, Any]] = []
+    with Store(store_path(sweep_dir), create=False) as store:
+        for row in store.runs(status="done"):
+            path = run_path(sweep_dir, row.id)
+            record: dict[str, Any] = {"run_id": row.id, "label": run_label(row.config)}
+            if not list_checkpoints(RunDir(path).ckpt_dir):
+                out.append({**record, "skipped": "no weights here"})
+                continue
+            try:
+                quality = quality_run(path, n, data_dir=data_dir, device=device, progress=progress)
+            except VaelabError as err:
+                out.append({**record, "skipped": f"{type(err).__name__}: {first_line(err)}"})
+                continue
+            store.add_metrics(row.id, {"quality": quality}, drop=("quality_error",))
+            out.append({**record, "quality": quality})
+    return out
 
 
 def evaluate_kept(path: Path, cfg: RunConfig, last: int, data_dir: str | Path | None = None
