@@ -134,7 +134,8 @@ def quality(run: PathLike, n: int | None = None, *, data: PathLike | None = None
     quality --json`` prints it: ``fd`` (Fréchet distance in the features of a network
     vaelab trains on the dataset, lower is better), ``precision``, ``recall`` (k-NN
     manifolds, k=3), ``classifier_accuracy``, ``label_accuracy`` (conditional models; else
-    None), with ``n``, ``k``, ``feature_net`` (its sha256...) and ``protocol``.
+    None), ``fd_reconstruction`` (the test images against their reconstructions), with
+    ``n``, ``k``, ``feature_net`` (its sha256...) and ``protocol``.
 
     ``n``: samples and test images per set (default 5000, at most the run's test images).
     The feature network is trained on first use for each dataset (a few minutes on a CPU)

@@ -158,6 +158,7 @@ def cmd_quality(args: argparse.Namespace) -> int:
     print(f"  recall (k={out['k']})                          {out['recall']:10.3f}")
     if out["label_accuracy"] is not None:
         print(f"  label accuracy (samples called their y) {out['label_accuracy']:10.3f}")
+    print(f"  fd of its reconstructions of them        {out['fd_reconstruction']:10.3f}")
     judged = (f"classifier, test accuracy {out['classifier_accuracy']:.4f}" if out["classifier_accuracy"] is not None
               else f"autoencoder (no labels), test pixel MSE {net.get('test_mse', float('nan')):.4f}")
     print(f"  features: {net['kind']} {net['sha256'][:12]} ({judged})")

@@ -38,6 +38,7 @@ def test_json_keys_and_the_record_in_the_run_directory(runs, capsys, data_dir):
     assert out["classifier_accuracy"] >= 0.98
     assert out["n"] == 120 and out["k"] == K  # capped at the run's 120 test images
     assert out["fd"] > 0 and 0 <= out["precision"] <= 1 and 0 <= out["recall"] <= 1
+    assert out["fd_reconstruction"] > 0
     assert len(out["feature_net"]["sha256"]) == 64 and out["feature_net"]["kind"] == "classifier"
     assert "Heusel" in out["protocol"] and "k=3" in out["protocol"]
     kept = json.loads((runs["vae"].path / "quality.json").read_text())

@@ -17,6 +17,8 @@ of a network trained on the dataset (:mod:`.features`).
   autoencoder's features: a dataset without labels).
 * ``label_accuracy``: for a conditional model, the fraction of samples drawn for label c
   that the classifier calls c.
+* ``fd_reconstruction``: the same distance between the test images and the model's
+  reconstructions of them (means of p(x | z = E_q[z|x])), for claims about reconstructions.
 
 The model's images are the means of p(x | z), z ~ p(z), as ``vaelab sample`` draws them,
 from a fixed seed; a conditional model draws one for the label of each test image it is
@@ -156,6 +158,15 @@ def model_images(model, n: int, y: torch.Tensor | None, seed: int, batch: int = 
     return torch.cat(out)
 
 
+@torch.no_grad()
+def reconstructions(model, x: torch.Tensor, y: torch.Tensor | None, batch: int = 1000) -> torch.Tensor:
+    """The means of p(x | z = E_q[z | x]) of images x (N, D) (with labels y where the model
+    is conditional).  -> (N, D) on the CPU."""
+    dev = next(model.parameters()).device
+    return torch.cat([model.reconstruct(x[i:i + batch].to(dev), None if y is None else y[i:i + batch].to(dev))
+                      .float().clamp(0, 1).cpu() for i in range(0, x.shape[0], batch)])
+
+
 def protocol(out: dict[str, Any], nets: TrainedFeatures, dataset: str, conditional: bool) -> str:
     """One sentence saying exactly what the numbers are."""
     rec = nets.record
@@ -164,7 +175,7 @@ def protocol(out: dict[str, Any], nets: TrainedFeatures, dataset: str, condition
     drawn = "for the labels of those test images, " if conditional else ""
     return (f"{out['n']} model images (means of p(x|z), z ~ p(z), {drawn}seed {out['seed']}) against the first "
             f"{out['n']} test images of {dataset} as the model saw them; features: the {rec['features']} units before "
-            f"the last layer of a {rec['kind']} vaelab trained on the dataset's {rec['train_images']} training images "
+            f"the last layer of the {rec['kind']} vaelab trained on the dataset's {rec['train_images']} training images "
             f"(sha256 {rec['sha256'][:12]}, {judged}); fd = Fréchet distance (Heusel et al. 2017), lower is better; "
             f"precision, recall: k-NN manifolds with k={out['k']} (Kynkäänniemi et al. 2019), higher is better; "
             f"comparable between runs on the same dataset and binarisation at the same N only")
@@ -193,7 +204,10 @@ def score_run(trained: TrainedRun, ds: Dataset, n: int | None = None, seed: int 
     labels = y_test if conditional else None
     fake = model_images(model, n_eff, labels, seed)
     out = score_features(nets, x_test, fake, labels)
-    bad = [k for k in ("fd", "precision", "recall") if not math.isfinite(out[k])]
+    # The same distance for the model's reconstructions of those test images: how far what it
+    # gives back is from what it was given (the study judges reconstructions and samples apart).
+    out["fd_reconstruction"] = frechet_distance(nets.features(x_test), nets.features(reconstructions(model, x_test, labels)))
+    bad = [k for k in ("fd", "precision", "recall", "fd_reconstruction") if not math.isfinite(out[k])]
     if bad:
         raise VaelabError(f"sample quality of {trained.path} gave non-finite {', '.join(bad)}: the model's samples "
                           "are broken (NaN pixels?)")

@@ -45,7 +45,7 @@ def _runs_csv(experiments: Sequence[tuple[str, Sequence[RunRow]]], sweep_of: dic
     buf = io.StringIO()
     fields = ["experiment", "run_id", "name", "dataset", "latent", "status", "elbo", "log_likelihood", "k",
               "test_images", "epochs", "train_seconds", "eval_seconds", "wall_seconds", "attempts", "error", "sweep",
-              "fd", "precision", "recall", "label_accuracy"]
+              "fd", "precision", "recall", "label_accuracy", "fd_reconstruction"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for name, runs in experiments:
@@ -59,7 +59,8 @@ def _runs_csv(experiments: Sequence[tuple[str, Sequence[RunRow]]], sweep_of: dic
                         "train_seconds": r.train_seconds or "", "eval_seconds": r.eval_seconds or "",
                         "wall_seconds": r.wall_seconds or "", "attempts": r.attempts, "error": r.error or "",
                         "sweep": sweep_of[r.id].as_posix(),
-                        **{k: "" if q.get(k) is None else q[k] for k in ("fd", "precision", "recall", "label_accuracy")}})
+                        **{k: "" if q.get(k) is None else q[k] for k in ("fd", "precision", "recall", "label_accuracy",
+                                                                       "fd_reconstruction")}})
     return buf.getvalue()
 
 

@@ -116,7 +116,7 @@ class Table:
         return (f"FD: Fréchet distance (Heusel et al. 2017) between {ns} model samples (decoder means) and as many "
                 f"test images, in the features of the {kinds} vaelab trained on the dataset (sha256 "
                 f"{', '.join(nets)}); lower is better, comparable within this table only. Precision, recall "
-                f"(Kynkäänniemi et al. 2019) and label accuracy are in the CSV.")
+                f"(Kynkäänniemi et al. 2019), label accuracy and the FD of reconstructions are in the CSV.")
 
     def cell(self, row: Any, column: Any) -> Cell:
         return self.cells.get((row, column)) or Cell(row, column)
@@ -396,7 +396,8 @@ CSV_FIELDS = ["row", "row_label", "column", "column_label", "run_id", "status", 
               "reference", "difference", "active_units", "epochs", "train_seconds", "eval_seconds", "selected", "error",
               "seed", "device", "torch", "test_sha256",  # where the number came from, and on which test images
               # sample quality (vaelab.evaluation.quality): N samples against N test images
-              "fd", "precision", "recall", "classifier_accuracy", "label_accuracy", "quality_n", "feature_net_sha256"]
+              "fd", "precision", "recall", "classifier_accuracy", "label_accuracy", "fd_reconstruction", "quality_n",
+              "feature_net_sha256"]
 
 
 def to_csv(table: Table) -> str:
@@ -427,6 +428,7 @@ def to_csv(table: Table) -> str:
                 "fd": _num(cell.quality("fd")), "precision": _num(cell.quality("precision")),
                 "recall": _num(cell.quality("recall")), "classifier_accuracy": _num(cell.quality("classifier_accuracy")),
                 "label_accuracy": _num(cell.quality("label_accuracy")),
+                "fd_reconstruction": _num(cell.quality("fd_reconstruction")),
                 "quality_n": (m.get("quality") or {}).get("n", ""),
                 "feature_net_sha256": ((m.get("quality") or {}).get("feature_net") or {}).get("sha256", ""),
             })
