@@ -194,9 +194,13 @@ def _quality(run: RunRow) -> dict[str, Any]:
 
 
 def fd_text(run: RunRow) -> str:
-    """`` · FD 12.3`` for a row label, where the run stored a sample-quality score."""
-    fd = _quality(run).get("fd")
-    return f" · FD {fd:.1f}" if isinstance(fd, (int, float)) else ""
+    """`` · FD 12.3`` for a row label, where the run stored a sample-quality score (a
+    conditional model's is over samples of every class, whatever the row shows)."""
+    q = _quality(run)
+    fd = q.get("fd")
+    if not isinstance(fd, (int, float)):
+        return ""
+    return f" · FD {fd:.1f}" + (" (all classes)" if q.get("conditional") else "")
 
 
 def rows_figure(rows: Sequence[tuple[str, torch.Tensor]], image_shape: tuple[int, int, int], path: Path,
