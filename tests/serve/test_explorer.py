@@ -104,6 +104,9 @@ def test_a_run_still_training_is_read_only_and_nothing_is_written(serve_sweep, t
     ex.samples("run")
     ex.reconstruct_test("run", 0)
     assert tree(run) == before
+    record["config"]["train"]["epochs"] = 2  # it finished: the next listing says so
+    (run / "config.json").write_text(json.dumps(record))
+    assert ex.listing()[0]["status"] == "done" and not ex.info("run")["read_only"]
 
 
 def test_a_bundle_and_what_is_not_a_run(serve_sweep, tmp_path):

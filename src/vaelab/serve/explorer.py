@@ -159,6 +159,11 @@ class Explorer:
 
     # --- what the page lists ------------------------------------------------------------
     def listing(self) -> list[dict[str, Any]]:
+        """The runs as they are now (a sweep still running moves on while the page is open)."""
+        try:
+            self.entries = {e.id: e for e in discover(self.target)}
+        except VaelabError:
+            pass  # the store is busy or gone for a moment: the last listing stands
         return [{"id": e.id, "label": e.label, "status": e.status, "experiment": e.experiment,
                  "explorable": e.has_weights(), "read_only": e.training, **e.metrics} for e in self.entries.values()]
 
