@@ -130,9 +130,12 @@ def _quality_sweep(args: argparse.Namespace) -> int:
         return 0
     for r in records:
         q = r.get("quality")
+        if q is None:
+            print(f"{r['run_id']}  {r['label']}: not scored: {r['skipped']}")
+            continue
         what = (f"fd {q['fd']:.2f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}"
                 + (f", label accuracy {q['label_accuracy']:.3f}" if q["label_accuracy"] is not None else "")
-                + f", fd of reconstructions {q['fd_reconstruction']:.2f} (n={q['n']})") if q else f"not scored: {r['skipped']}"
+                + f", fd of reconstructions {q['fd_reconstruction']:.2f} (n={q['n']})")
         print(f"{r['run_id']}  {r['label']}: {what}")
     print(f"stored with {sum('quality' in r for r in records)} of {len(records)} finished runs; "
           f"`vaelab report --sweep {args.run_dir}` shows them")

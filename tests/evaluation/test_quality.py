@@ -85,7 +85,8 @@ def test_precision_and_recall_by_hand():
     right = torch.randn(200, 2, generator=g) * 0.1 + torch.tensor([10.0, 0.0])
     real = torch.cat([left, right])
     assert precision_recall(real, real) == (1.0, 1.0)
-    fake = torch.cat([torch.randn(150, 2, generator=g) * 0.1, torch.full((50, 2), 100.0) + torch.randn(50, 2, generator=g)])
+    far = torch.full((50, 2), 100.0) + torch.randn(50, 2, generator=g)
+    fake = torch.cat([torch.randn(150, 2, generator=g) * 0.1, far])
     precision, recall = precision_recall(real, fake)
     assert precision == pytest.approx(150 / 200, abs=0.03)  # the far points are in no real ball
     assert recall == pytest.approx(200 / 400, abs=0.03)  # the right cluster is in no fake ball

@@ -95,7 +95,8 @@ def test_a_sweep_scored_afterwards_reports_its_quality(report_sweep, tmp_path, c
         ids = [r.id for r in s.runs(status="done")]
         for rid in ids:
             s.add_metrics(rid, {}, drop=("quality",))
-    assert "FD" not in (build_report(sweep, tmp_path / "before", data_dir, progress=False).parent / "tiny.md").read_text()
+    before = build_report(sweep, tmp_path / "before", data_dir, progress=False).parent
+    assert "FD" not in (before / "tiny.md").read_text()
     assert main(["quality", str(sweep), "--data-dir", str(data_dir)]) == 0
     lines = capsys.readouterr().out.strip().splitlines()
     assert len(lines) == len(ids) + 1 and all("fd " in line for line in lines[:-1])

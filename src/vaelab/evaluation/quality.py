@@ -175,7 +175,8 @@ def protocol(out: dict[str, Any], nets: TrainedFeatures, dataset: str, condition
     drawn = "for the labels of those test images, " if conditional else ""
     return (f"{out['n']} model images (means of p(x|z), z ~ p(z), {drawn}seed {out['seed']}) against the first "
             f"{out['n']} test images of {dataset} as the model saw them; features: the {rec['features']} units before "
-            f"the last layer of the {rec['kind']} vaelab trained on the dataset's {rec['train_images']} training images "
+            f"the last layer of the {rec['kind']} vaelab trained on the dataset's {rec['train_images']} training "
+            f"images "
             f"(sha256 {rec['sha256'][:12]}, {judged}); fd = Fréchet distance (Heusel et al. 2017), lower is better; "
             f"precision, recall: k-NN manifolds with k={out['k']} (Kynkäänniemi et al. 2019), higher is better; "
             f"comparable between runs on the same dataset and binarisation at the same N only")
@@ -206,7 +207,8 @@ def score_run(trained: TrainedRun, ds: Dataset, n: int | None = None, seed: int 
     out = score_features(nets, x_test, fake, labels)
     # The same distance for the model's reconstructions of those test images: how far what it
     # gives back is from what it was given (the study judges reconstructions and samples apart).
-    out["fd_reconstruction"] = frechet_distance(nets.features(x_test), nets.features(reconstructions(model, x_test, labels)))
+    recon = reconstructions(model, x_test, labels)
+    out["fd_reconstruction"] = frechet_distance(nets.features(x_test), nets.features(recon))
     bad = [k for k in ("fd", "precision", "recall", "fd_reconstruction") if not math.isfinite(out[k])]
     if bad:
         raise VaelabError(f"sample quality of {trained.path} gave non-finite {', '.join(bad)}: the model's samples "

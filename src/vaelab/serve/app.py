@@ -102,7 +102,8 @@ def build_app(explorer: Explorer, allowed_hosts: list[str] | None = None) -> Sta
         return _png(explorer.decode(rid(request), _floats(request, "z"), _int(request, "y")))
 
     def samples(request: Request) -> Response:
-        return _png(explorer.samples(rid(request), _int(request, "n", 16), _int(request, "y"), _int(request, "seed", 0)))
+        n, y, seed = _int(request, "n", 16), _int(request, "y"), _int(request, "seed", 0)
+        return _png(explorer.samples(rid(request), n, y, seed))
 
     def test_image(request: Request) -> Response:
         return _png(explorer.test_image(rid(request), _int(request, "i", 0)))
