@@ -6,7 +6,8 @@ checkpoints for the images), and writes::
 
     REPORT/index.html        every table and figure, each captioned with its protocol
     REPORT/NAME.md, .csv     one pair per table of each experiment's report spec
-    REPORT/runs.csv          every run of the sweep: id, experiment, status, metrics, timings
+    REPORT/runs.csv          every run of the sweep: id, experiment, status, metrics (sample quality
+                             too), timings
     REPORT/figures/*.png     the figures
     REPORT/records/          the evidence behind every finished run shown (records.py)
 
@@ -50,19 +51,23 @@ __all__ = ["build_report", "validate_report_spec"]
 def _runs_csv(experiments: Sequence[tuple[str, Sequence[RunRow]]], origin: dict[str, str]) -> str:
     buf = io.StringIO()
     fields = ["experiment", "run_id", "name", "dataset", "latent", "status", "elbo", "log_likelihood", "k",
-              "test_images", "epochs", "train_seconds", "eval_seconds", "wall_seconds", "attempts", "error", "sweep"]
+              "test_images", "epochs", "train_seconds", "eval_seconds", "wall_seconds", "attempts", "error", "sweep",
+              "fd", "precision", "recall", "label_accuracy", "fd_reconstruction"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for name, runs in experiments:
         for r in runs:
             m = r.metrics or {}
+            q = m.get("quality") or {}  # sample quality, where the sweep scored it
             w.writerow({"experiment": name, "run_id": r.id, "name": r.config.get("name"),
                         "dataset": r.config["data"]["dataset"], "latent": r.config["model"]["latent"],
                         "status": r.status, "elbo": m.get("elbo", ""), "log_likelihood": m.get("log_likelihood", ""),
                         "k": m.get("k", ""), "test_images": m.get("n", ""), "epochs": r.epochs or "",
                         "train_seconds": r.train_seconds or "", "eval_seconds": r.eval_seconds or "",
                         "wall_seconds": r.wall_seconds or "", "attempts": r.attempts, "error": r.error or "",
-                        "sweep": origin[r.id]})
+                        "sweep": origin[r.id],
+                        **{k: "" if q.get(k) is None else q[k] for k in ("fd", "precision", "recall", "label_accuracy",
+                                                                       "fd_reconstruction")}})
     return buf.getvalue()
 
 

@@ -93,6 +93,8 @@ def render(title: str, sections: list[Section], meta: str) -> str:
             if table.banner():
                 out.append(f"<div class=\"banner\" role=\"note\">{_e(table.banner())}</div>")
             out.append(_table_html(table))
+            if table.quality_protocol():
+                out.append(f"<p class=\"protocol\">{_e(table.quality_protocol())}</p>")
             if table.reference:
                 ref = table.reference
                 out.append(f"<p class=\"protocol\">Reference: {_e(ref.get('source', ''))}. "

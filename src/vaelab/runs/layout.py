@@ -10,6 +10,7 @@ A run directory::
     RUN/events/            TensorBoard event files (optional)
     RUN/eval.json          written by `vaelab eval`
     RUN/select.json        a selection stage's scores and choice (vaelab.training.select)
+    RUN/quality.json       written by `vaelab quality` (sample quality, vaelab.evaluation.quality)
     RUN/error.txt          a sweep run's traceback, when a bug stopped it
 
 A sweep directory::
@@ -39,6 +40,7 @@ from .metrics import METRICS, read_metrics, write_metrics
 CONFIG = "config.json"
 EVAL = "eval.json"
 SELECT = "select.json"
+QUALITY = "quality.json"
 ERROR = "error.txt"
 CHECKPOINTS = "checkpoints"
 EVENTS = "events"
@@ -112,6 +114,15 @@ class RunDir:
     @property
     def select_file(self) -> Path:
         return self.path / SELECT
+
+    @property
+    def quality_file(self) -> Path:
+        return self.path / QUALITY
+
+    def other_quality_file(self, n: int, epoch: int | None = None) -> Path:
+        """Where a sample-quality score other than the run's own protocol is kept (another
+        number of images, an earlier epoch's checkpoint): ``quality[-eE]-nN.json``."""
+        return self.path / ("quality" + (f"-e{epoch}" if epoch is not None else "") + f"-n{n}.json")
 
     @property
     def error_file(self) -> Path:
