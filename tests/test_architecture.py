@@ -20,6 +20,7 @@ OPTIONAL = {
     "ray",  # the ray executor (pip install 'vaelab[ray]')
     "torch.utils.tensorboard",  # TensorBoard events (pip install 'vaelab[tensorboard]')
     "torch._inductor.config",  # train.compile only: Inductor takes seconds to import
+    "vaelab.serve.app",  # the explorer's web layer: Starlette and uvicorn (pip install 'vaelab[serve]')
 }
 
 

@@ -121,6 +121,62 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quality_sweep(args: argparse.Namespace) -> int:
+    from . import api
+
+    records = api.quality_sweep(args.run_dir, args.n, data_dir=args.data_dir, device=args.device,
+                                progress=not args.json)
+    if args.json:
+        print(json.dumps(records))
+        return 0
+    for r in records:
+        q = r.get("quality")
+        if q is None:
+            print(f"{r['run_id']}  {r['label']}: not scored: {r['skipped']}")
+            continue
+        what = (f"fd {q['fd']:.2f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}"
+                + (f", label accuracy {q['label_accuracy']:.3f}" if q["label_accuracy"] is not None else "")
+                + f", fd of reconstructions {q['fd_reconstruction']:.2f} (n={q['n']})")
+        print(f"{r['run_id']}  {r['label']}: {what}")
+    print(f"stored with {sum('quality' in r for r in records)} of {len(records)} finished runs; "
+          f"`vaelab report --sweep {args.run_dir}` shows them")
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from . import api
+    from .runs import store_path
+
+    if args.epoch is None and store_path(args.run_dir).is_file():
+        return _quality_sweep(args)
+    out = api.quality(args.run_dir, args.n, data=args.data, data_dir=args.data_dir, device=args.device,
+                      epoch=args.epoch, progress=not args.json)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    net = out["feature_net"]
+    print(f"{out['model']} on {out['dataset']}, latent {out['latent']}, epoch {out['epoch']}: {out['n']} samples "
+          f"against {out['n']} test images")
+    print(f"  Fréchet distance (fd, lower is better)   {out['fd']:10.3f}")
+    print(f"  precision (k={out['k']})                       {out['precision']:10.3f}")
+    print(f"  recall (k={out['k']})                          {out['recall']:10.3f}")
+    if out["label_accuracy"] is not None:
+        print(f"  label accuracy (samples called their y) {out['label_accuracy']:10.3f}")
+    print(f"  fd of its reconstructions of them        {out['fd_reconstruction']:10.3f}")
+    judged = (f"classifier, test accuracy {out['classifier_accuracy']:.4f}" if out["classifier_accuracy"] is not None
+              else f"autoencoder (no labels), test pixel MSE {net.get('test_mse', float('nan')):.4f}")
+    print(f"  features: {net['kind']} {net['sha256'][:12]} ({judged})")
+    print(f"  protocol: {out['protocol']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.serve(args.target, host=args.host, port=args.port, device=args.device, data_dir=args.data_dir)
+    return 0
+
+
 MAX_IMAGES = 10_000  # per sample/reconstruct grid
 
 
@@ -305,6 +361,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser(
+        "quality", help="sample quality of a run: Fréchet distance, precision and recall against its test images",
+        description="Score a run's (or bundle's) samples against its own test images in the features of a small "
+                    "network vaelab trains on the dataset (once, cached; a classifier where the data have labels, "
+                    "an autoencoder where they have none): fd (the Fréchet distance of Heusel et al. 2017 in those "
+                    "features), precision and recall (Kynkäänniemi et al. 2019, k=3), the classifier's accuracy "
+                    "and, for a conditional model, how often a sample drawn for label c is called c. Written to "
+                    "RUN/quality.json. Given a sweep directory, scores each finished run with its weights there and "
+                    "adds the score to the store, for `vaelab report`.")
+    p.add_argument("run_dir", help="run directory, model bundle, or sweep directory (holding store.sqlite)")
+    p.add_argument("--n", type=int, default=None,
+                   help="samples and test images per set (default 5000, at most the run's test images)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--epoch", type=int, default=None, help="score the checkpoint of this epoch instead of the newest")
+    p.add_argument("--device", default="auto")
+    _add_data(p)
+    p.set_defaults(func=cmd_quality)
+
     for name, which, help_ in (("sample", "samples", "decode samples from the prior into a PNG grid"),
                                ("reconstruct", "reconstructions", "test images (top) and reconstructions (bottom)")):
         p = sub.add_parser(name, help=help_)
@@ -349,6 +423,21 @@ def build_parser() -> argparse.ArgumentParser:
     _add_sweep_flags(p)
     p.add_argument("--report-dir", default=None, help="report directory (default OUT/report)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser(
+        "serve", help="a local page to explore trained models (latent pad, samples, reconstructions)",
+        description="Serve a page to explore a run, a model bundle or every run of a sweep: a latent pad decoded "
+                    "live, samples (of a chosen class for a conditional model), reconstructions of test images and "
+                    "of a digit drawn with the mouse. Listens on 127.0.0.1 only unless --host is given. Needs the "
+                    "serve extra: pip install 'vaelab[serve]'.")
+    p.add_argument("target", help="run directory, model bundle, or sweep directory (holding store.sqlite)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (0: a free one) [default 8765]")
+    p.add_argument("--host", default=None,
+                   help="address to listen on (default 127.0.0.1: this machine only); any other is announced with "
+                        "a warning, as everyone who can reach it can use the page")
+    p.add_argument("--device", default="cpu", help="where the models run [default cpu]")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("models", help="list the model presets")
     p.set_defaults(func=cmd_models)
@@ -401,6 +490,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 INTERRUPT_HINTS = {
     "train": "finished epochs are checkpointed: continue with `vaelab train --resume --out {out}`",
     "eval": "nothing was written (eval cannot resume): run it again; --k 100 --limit 1000 gives a quick estimate",
+    "serve": "the explorer stopped; nothing was written",
     "sweep": "finished runs are stored and cut-off runs resume from their checkpoints: run the same command again",
 }
 INTERRUPT_HINTS["reproduce"] = INTERRUPT_HINTS["sweep"]

@@ -14,6 +14,7 @@ checks a config against them (and resolves its ``auto`` values) before anything 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -102,7 +103,11 @@ P = TypeVar("P")
 def part_options(section: Any, name: str, options_cls: type[P]) -> P:
     """The typed options of part ``name`` from a config section's ``options`` (defaults for
     what is not given; an unknown or mistyped setting is a ConfigError naming the key)."""
-    return _build(options_cls, section.options.get(name, {}), f"{section.SECTION}.options.{name}")
+    where = f"{section.SECTION}.options.{name}"
+    try:
+        return _build(options_cls, section.options.get(name, {}), where)
+    except (TypeError, ValueError) as err:  # a part's own check of its settings
+        raise ConfigError(f"config key '{where}': {err}") from None
 
 
 KL_ESTIMATORS = ("sampled", "analytic", "auto")  # ObjectiveConfig.kl
@@ -435,7 +440,10 @@ def preset_names() -> list[str]:
 def preset_dict(name: str) -> dict[str, Any]:
     path = PRESET_DIR / f"{name}.yaml"
     if not path.exists():
-        raise ConfigError(f"unknown model preset {name!r}; known: {', '.join(preset_names())} (see `vaelab models`)")
+        close = difflib.get_close_matches(name, preset_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown model preset {name!r}{hint}; known: {', '.join(preset_names())} "
+                          f"(see `vaelab models`)")
     data = read_yaml(path)
     data.pop("description", None)
     data.setdefault("name", name)

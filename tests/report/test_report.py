@@ -456,3 +456,48 @@ def test_a_missing_sweep_writes_nothing(tmp_path, data_dir, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(tmp_path / "nope") in err
     assert not out.exists()
+
+
+def test_a_report_rebuilds_from_its_own_records(report_sweep, tmp_path, data_dir):
+    """A report keeps one record per finished run it shows; given as a source, the records
+    give the same tables, curves and runs.csv with no sweep directory at all, the model
+    figures coming from that report's own images, and they join a new sweep's cells."""
+    import json
+    import shutil
+
+    from vaelab.report import build_report
+
+    sweep_dir, index = report_sweep
+    first = tmp_path / "first"
+    build_report(sweep_dir, first, data_dir, progress=False)
+    records = json.loads((first / "records" / "experiments.json").read_text())
+    (exp,) = records["experiments"]
+    assert exp["name"] == "tinyreport" and len(exp["runs"]) == 3
+    rec = json.loads((first / "records" / f"{exp['runs'][0]}.json").read_text())
+    assert rec["sweep"] == sweep_dir.as_posix() and rec["run"]["status"] == "done" and len(rec["curve"]) == 2
+    gone = tmp_path / "moved-away"
+    shutil.move(str(sweep_dir), gone)  # the sweep directory is gone (another machine's)
+    try:
+        again = build_report([first], tmp_path / "again", data_dir, progress=False)
+    finally:
+        shutil.move(str(gone), sweep_dir)
+    for name in ("tiny.md", "tiny.csv", "runs.csv"):
+        assert (again.parent / name).read_text() == (first / name).read_text(), name
+    assert {p.stem for p in image_paths(again)} == {"curves", "recon", "samples", "digits", "latent3d", "manifold"}
+    assert (again.parent / "figures" / "recon.png").read_bytes() == (first / "figures" / "recon.png").read_bytes()
+    assert "Drawn by the report of first" in again.read_text()
+    # a new sweep's cell beside the recorded ones: it wins where both have one (listed first)
+    new = tmp_path / "new"
+    vae3 = next(r["run"]["config"] for r in (json.loads((first / "records" / f"{i}.json").read_text())
+                                              for i in exp["runs"])
+                if r["run"]["name"] == "vae" and r["run"]["config"]["model"]["latent"] == 3)
+    with Store(new / "store.sqlite") as store:
+        store.add_experiment("tinyreport", "smoke", exp["spec"], [("n3", "vae", {**vae3, "seed": 9})])
+        assert store.claim_id("n3", "o", "w")
+        store.finish("n3", {"elbo": -99.0, "log_likelihood": -97.0, "k": 5, "n": 60}, epochs=2)
+    mixed = build_report([new, first], first, data_dir, progress=False)  # into the same folder
+    table = {(r["row"], r["column"]): r for r in csv.DictReader(io.StringIO((mixed.parent / "tiny.csv").read_text()))}
+    assert float(table[("vae", "3")]["test_elbo"]) == -99.0
+    assert table[("vae", "2")]["status"] == "done" and table[("cvae", "3")]["status"] == "done"
+    kept = json.loads((first / "records" / "experiments.json").read_text())["experiments"][0]["runs"]
+    assert "n3" in kept and len(kept) == 3 and len(list((first / "records").glob("*.json"))) == 4

@@ -188,6 +188,21 @@ def json_key(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
+def _quality(run: RunRow) -> dict[str, Any]:
+    """The run's stored sample-quality record ({} where none)."""
+    return (run.metrics or {}).get("quality") or {}
+
+
+def fd_text(run: RunRow) -> str:
+    """`` · FD 12.3`` for a row label, where the run stored a sample-quality score (a
+    conditional model's is over samples of every class, whatever the row shows)."""
+    q = _quality(run)
+    fd = q.get("fd")
+    if not isinstance(fd, (int, float)):
+        return ""
+    return f" · FD {fd:.1f}" + (" (all classes)" if q.get("conditional") else "")
+
+
 def rows_figure(rows: Sequence[tuple[str, torch.Tensor]], image_shape: tuple[int, int, int], path: Path,
                 scale: float = 1.0) -> Path:
     """One labelled strip of images per row: [(label, (n, D) images in [0, 1])]."""
@@ -220,6 +235,8 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     if all((r.epochs or 0) <= 1 for r in chosen):  # one point per line: nothing to follow
         raise FigureSkipped("every run trained a single epoch at this effort, and a learning curve needs two "
                             "or more")
+    if not any(read_metrics(ctx.run_path(r)) for r in chosen):
+        raise FigureSkipped(f"no learning curve of its {len(chosen)} runs is here")
     panel_key, line_key = spec.get("panels", "model.latent"), spec.get("lines", "name")
     panels: dict[Any, list[RunRow]] = {}
     for r in chosen:
@@ -353,7 +370,8 @@ def reconstructions(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Contex
 
 def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """One row of n decoded prior samples per run; conditional models are asked for the
-    class ``condition`` (else the classes in turn)."""
+    class ``condition`` (else the classes in turn).  A run's stored sample quality (its
+    FD) follows its name."""
     chosen = order_rows(spec, ctx.with_models(spec, runs))
     n = int(spec.get("n", 10))
     labels = run_labels(chosen, ctx.labels, spec.get("labels"))
@@ -362,7 +380,7 @@ def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path:
     for r in chosen:
         cond = spec.get("condition") if ctx.trained(r).model.cond_dim else None
         imgs, shape = ctx.images(r, "samples", n, cond)
-        rows.append((labels[r.id] + (f" (y={cond})" if cond is not None else ""), imgs))
+        rows.append((labels[r.id] + (f" (y={cond})" if cond is not None else "") + fd_text(r), imgs))
     if len(rows) == 1 and n > 10:  # one model, many samples: a block, not a strip
         per = grid_shape(n)[1]  # no ragged last strip when n allows (30 -> 5 strips of 6)
         rows = [(rows[0][0] if i == 0 else "", rows[0][1][i:i + per]) for i in range(0, n, per)]
@@ -373,7 +391,9 @@ def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path:
 
 
 def class_samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
-    """A conditional model asked for each class in turn: one row of n samples per class."""
+    """A conditional model asked for each class in turn: one row of n samples per class,
+    each labelled with how often the feature classifier called that class's samples so,
+    where the run stored a sample-quality score."""
     run = ctx.with_models(spec, runs)[0]
     trained = ctx.trained(run)
     info = trained.info
@@ -382,9 +402,11 @@ def class_samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context,
     n = int(spec.get("n", 10))
     rows = []
     shape = info.image_shape
+    called = _quality(run).get("label_accuracy_by_class") or {}
     for c in range(info.num_classes):
         imgs, shape = ctx.images(run, "samples", n, c, SEED + c)
-        rows.append((f"y = {c}", imgs))
+        hit = called.get(str(c))
+        rows.append((f"y = {c}" + (f" ({hit:.0%} called {c})" if isinstance(hit, (int, float)) else ""), imgs))
     return [rows_figure(rows, shape, path)]
 
 
@@ -489,17 +511,15 @@ FROM_MODELS = frozenset({"reconstructions", "samples", "class_samples", "latent_
 
 
 def drawn_elsewhere(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path] | None:
-    """The figure as the report of the sweep that trained its runs drew it, where some of
-    those runs' weights are not here (a GPU machine sends back a sweep without its weights,
-    but ``vaelab report`` ran there first).  Taken only when it shows exactly these runs:
+    """The figure as the report of the sweep that trained its runs drew it, where what it is
+    drawn from is not here: the weights of some runs (a GPU machine sends back a sweep without
+    its weights, but ``vaelab report`` ran there first), or their curves (run records).  Taken only when it shows exactly these runs:
     they all come from that one sweep, they are every finished run of that sweep the
     figure's ``select`` matches, and the image is newer than the last of them to finish.
     Otherwise None, and the figure is drawn here from the weights that are here."""
     try:
         done = select_done(spec, runs)
     except FigureSkipped:
-        return None
-    if all(ctx.has_weights(r) for r in done):
         return None
     homes = {ctx.sweep_of.get(r.id, ctx.sweep_dir) for r in done}
     if len(homes) != 1:
@@ -527,10 +547,14 @@ def draw(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context) -> list[
     fn: Callable = FIGURES.get(spec["kind"])
     path = ctx.out_dir / f"{spec['name']}.png"
     if spec["kind"] in FROM_MODELS:
-        copied = drawn_elsewhere(spec, runs, ctx, path)
+        done = [r for r in runs if r.status == "done" and matches(r.config, spec.get("select"))]
+        copied = None if all(ctx.has_weights(r) for r in done) else drawn_elsewhere(spec, runs, ctx, path)
         if copied:
             return copied
     try:
         return fn(spec, runs, ctx, path)
-    except VaelabError as err:
+    except (VaelabError, FigureSkipped) as err:
+        copied = None if spec["kind"] in FROM_MODELS else drawn_elsewhere(spec, runs, ctx, path)
+        if copied:
+            return copied
         raise FigureSkipped(str(err)) from None

@@ -98,6 +98,8 @@ def render(title: str, sections: list[Section], meta: str) -> str:
             if table.footnotes:
                 out.append("<ul class=\"footnotes\">" + "".join(
                     f"<li>{superscript(i + 1)} {_e(note)}</li>" for i, note in enumerate(table.footnotes)) + "</ul>")
+            if table.quality_protocol():
+                out.append(f"<p class=\"protocol\">{_e(table.quality_protocol())}</p>")
             if table.reference:
                 ref = table.reference
                 out.append(f"<p class=\"protocol\">Reference: {_e(ref.get('source', ''))}. "

@@ -48,6 +48,11 @@ class Cell:
         v = self.metrics.get(metric)
         return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
+    def quality(self, key: str) -> float | None:
+        """A number of the run's stored sample quality (``fd``, ``precision``...), or None."""
+        v = (self.metrics.get("quality") or {}).get(key)
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) else None
+
     def difference(self, metric: str) -> float | None:
         ours = self.value(metric)
         if ours is None or self.reference is None:
@@ -110,6 +115,24 @@ class Table:
             return ("Protocol differs from the reference's: " + "; ".join(self.mismatches) + ". The "
                     "differences (Δ) are not a verdict on the models; compare under the paper effort." + gap)
         return None
+
+    @property
+    def has_quality(self) -> bool:
+        """Whether any cell's run stored a sample-quality score (then an FD column shows)."""
+        return any(c.quality("fd") is not None for c in self.cells.values())
+
+    def quality_protocol(self) -> str | None:
+        """One sentence on how the FD column was made, from the stored scores; None without any."""
+        scores = [c.metrics["quality"] for c in self.cells.values() if c.quality("fd") is not None]
+        if not scores:
+            return None
+        ns = "/".join(sorted({str(q.get("n")) for q in scores}, key=lambda v: (len(v), v)))
+        nets = sorted({str((q.get("feature_net") or {}).get("sha256", "?"))[:12] for q in scores})
+        kinds = "/".join(sorted({str((q.get("feature_net") or {}).get("kind", "?")) for q in scores}))
+        return (f"FD: Fréchet distance (Heusel et al. 2017) between {ns} model samples (decoder means) and as many "
+                f"test images, in the features of the {kinds} vaelab trained on the dataset (sha256 "
+                f"{', '.join(nets)}); lower is better, comparable within this table only. Precision, recall "
+                f"(Kynkäänniemi et al. 2019), label accuracy and the FD of reconstructions are in the CSV.")
 
     def cell(self, row: Any, column: Any) -> Cell:
         return self.cells.get((row, column)) or Cell(row, column)
@@ -240,7 +263,7 @@ def protocol_text(runs: Sequence[RunRow], effort: str | None = None) -> str:
     binar = values(lambda r: lookup(r.config, "data.binarize"))
     limit = values(lambda r: lookup(r.config, "data.train_limit") or "all")
     epochs = values(lambda r: lookup(r.config, "train.epochs"))
-    k = values(lambda r: lookup(r.config, "eval.k"))
+    k = values(lambda r: (r.metrics or {}).get("k") or lookup(r.config, "eval.k"))  # as evaluated
     n_test = "/".join(sorted({str(r.metrics.get("n")) for r in done})) or "?"
     parts = [f"{effort} effort" if effort else None,
              f"{datasets} ({binar} binarisation)" if "mnist" in datasets else datasets,
@@ -421,9 +444,12 @@ def grids(table: Table) -> list[tuple[str, list[str], list[list[str]], list[str]
     metric = table.ref_metric
     out = []
     name = {"elbo": "test ELBO", "log_likelihood": "IS log-likelihood"}
+    quality = table.has_quality
     for m in ("elbo", "log_likelihood"):
         k = _ks(table)
         heading = f"{name[m]} (nats{f', k={k}' if m == 'log_likelihood' else ''})"
+        if m == "log_likelihood" and quality:
+            heading += ", beside each column its samples' FD (lower is better)"
         header = [table.row_title]
         align = ["l"]
         for c in table.columns:
@@ -437,6 +463,9 @@ def grids(table: Table) -> list[tuple[str, list[str], list[list[str]], list[str]
                 if table.comparable:
                     header.append("Δ")
                     align.append("r")
+            if m == "log_likelihood" and quality:
+                header.append("FD")
+                align.append("r")
         lines = []
         for r in table.rows:
             line = [table.row_labels[r] + table.marker(("row", r))]
@@ -447,6 +476,9 @@ def grids(table: Table) -> list[tuple[str, list[str], list[list[str]], list[str]
                     line.append(fmt(cell.reference))
                     if table.comparable:
                         line.append(fmt(cell.difference(m), signed=True))
+                if m == "log_likelihood" and quality:
+                    fd = cell.quality("fd")
+                    line.append(fmt(fd) if fd is not None else ("–" if cell.metrics else _missing(cell)))
             lines.append(line)
         out.append((heading, header, lines, align))
     return out
@@ -465,6 +497,8 @@ def to_markdown(table: Table) -> str:
         parts += [f"## {heading}", "", _md_table(header, lines, align), ""]
     if table.footnotes:
         parts += [f"- {superscript(i + 1)} {note}" for i, note in enumerate(table.footnotes)] + [""]
+    if table.quality_protocol():
+        parts += [table.quality_protocol(), ""]
     if table.reference:
         ref = table.reference
         parts += [f"Reference: {ref.get('source', '')}. " + " ".join(str(ref.get("note", "")).split()), ""]
@@ -478,7 +512,10 @@ def to_markdown(table: Table) -> str:
 CSV_FIELDS = ["row", "row_label", "column", "column_label", "run_id", "status", "test_elbo",
               "test_log_likelihood", "log_likelihood_sem", "k", "test_images", "reference_metric",
               "reference", "difference", "active_units", "epochs", "train_seconds", "eval_seconds", "selected", "error",
-              "seed", "device", "torch", "test_sha256"]  # where the number came from, and on which test images
+              "kl_estimator", "seed", "device", "torch", "test_sha256",  # where the number came from, and on which test images
+              # sample quality (vaelab.evaluation.quality): N samples against N test images
+              "fd", "precision", "recall", "classifier_accuracy", "label_accuracy", "fd_reconstruction", "quality_n",
+              "feature_net_sha256"]
 
 
 def to_csv(table: Table) -> str:
@@ -503,9 +540,17 @@ def to_csv(table: Table) -> str:
                 "eval_seconds": _num(run.eval_seconds if run else None, 1),
                 "selected": m.get("selected", ""),
                 "error": (run.error or "") if run else "",
+                "kl_estimator": _flag_value(run.config, "objective.kl") if run else "",
                 "seed": lookup(run.config, "train.seed") if run else "",
                 "device": lookup(run.config, "train.device") if run else "",
                 "torch": m.get("torch", ""), "test_sha256": m.get("test_sha256", ""),
+                "fd": _num(cell.quality("fd")), "precision": _num(cell.quality("precision")),
+                "recall": _num(cell.quality("recall")),
+                "classifier_accuracy": _num(cell.quality("classifier_accuracy")),
+                "label_accuracy": _num(cell.quality("label_accuracy")),
+                "fd_reconstruction": _num(cell.quality("fd_reconstruction")),
+                "quality_n": (m.get("quality") or {}).get("n", ""),
+                "feature_net_sha256": ((m.get("quality") or {}).get("feature_net") or {}).get("sha256", ""),
             })
     return buf.getvalue()
 
