@@ -1,4 +1,4 @@
-"""`vaelab sweep --plan`: per-run estimates from a short measurement, the
+"""`vaelab sweep --plan` (issue #13): per-run estimates from a short measurement, the
 sweep's schedule replayed, and nothing run or written."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The IS evaluation runs conv nets in channels-last layout on the CPU: same
+"""The IS evaluation runs conv nets in channels-last layout on the CPU (issue #13): same
 numbers up to float rounding, and the model is handed back in its default layout."""
 
 from __future__ import annotations
