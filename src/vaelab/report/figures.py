@@ -475,11 +475,17 @@ def manifold(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path
         c, h, w = info.image_shape
         scale = max(1.0, MANIFOLD_PX / max(grid.shape[:2]))  # screen pixels per image pixel
         gw, gh = grid.shape[1] * scale / DPI, grid.shape[0] * scale / DPI  # inches
-        fig = _figure(gw + 0.9, gh + 0.9)
-        ax = fig.add_axes([0.75 / (gw + 0.9), 0.55 / (gh + 0.9), gw / (gw + 0.9), gh / (gh + 0.9)])
+        fig = _figure(gw + 0.9, gh + 1.1)
+        ax = fig.add_axes([0.75 / (gw + 0.9), 0.55 / (gh + 1.1), gw / (gw + 0.9), gh / (gh + 1.1)])
         ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         _latent_ticks(ax, u.tolist(), (w + 1, h + 1))
-        fig.suptitle(f"{labels[r.id]}: 2-D latent manifold, decoder means on a {size} x {size} grid", fontsize=10)
+        # How much the grid varies against how much the data does: a model that has learned
+        # little yet draws near-copies of the mean image, and the title says so in numbers.
+        test_x = ctx.dataset(trained).test.x
+        spread, data_spread = float(imgs.std(0).mean()), float(test_x.std(0).mean())
+        fig.suptitle(f"{labels[r.id]}: 2-D latent manifold, decoder means on a {size} x {size} grid\n"
+                     f"pixel std across the grid {spread:.3f}, across the test images {data_spread:.3f}",
+                     fontsize=10)
         target = path if len(chosen) == 1 else path.with_name(f"{path.stem}-{r.id}.png")
         out.append(save_figure(fig, target))
     if not out:
