@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -24,9 +25,10 @@ SMALL = ["--set", "data.train_limit=600", "--set", "data.test_limit=100", "--set
 @pytest.fixture(scope="module")
 def plugin_site(tmp_path_factory):
     """The example plugin installed (as pip installs it) into a folder of its own."""
-    site = tmp_path_factory.mktemp("site")
+    site, source = tmp_path_factory.mktemp("site"), tmp_path_factory.mktemp("src") / "vaelab-mog"
+    shutil.copytree(PLUGIN, source, ignore=shutil.ignore_patterns("build", "*.egg-info"))  # builds leave files
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
-                    "--disable-pip-version-check", "--target", str(site), str(PLUGIN)], check=True)
+                    "--disable-pip-version-check", "--target", str(site), str(source)], check=True)
     return site
 
 
