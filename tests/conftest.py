@@ -27,5 +27,9 @@ def data_dir() -> Path:
 
 @pytest.fixture(autouse=True)
 def _seed_and_threads():
+    """Every test starts from the same seed and one torch thread: on a machine shared with
+    other work, two threads of one small computation wait on each other far longer than one
+    thread takes alone (subprocesses a test starts choose their own)."""
     torch.manual_seed(0)
+    torch.set_num_threads(1)
     yield

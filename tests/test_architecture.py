@@ -20,6 +20,7 @@ OPTIONAL = {
     "ray",  # the ray executor (pip install 'vaelab[ray]')
     "torch.utils.tensorboard",  # TensorBoard events (pip install 'vaelab[tensorboard]')
     "torch._inductor.config",  # train.compile only: Inductor takes seconds to import
+    "vaelab.serve.app",  # the explorer's web layer: Starlette and uvicorn (pip install 'vaelab[serve]')
 }
 
 
@@ -150,12 +151,12 @@ def test_function_level_imports_only_for_optional_dependencies_or_in_entry_point
 
 
 def test_entry_points_load_nothing_heavy_at_import():
-    """``vaelab --version`` and ``import vaelab`` must not pay for torch, plotting or Ray."""
+    """``vaelab --version`` and ``import vaelab`` must not pay for torch, plotting, Ray or YAML."""
     import subprocess
     import sys
 
     code = ("import sys, vaelab, vaelab.cli; "
-            "print(sorted(m for m in ('torch', 'matplotlib', 'scipy', 'ray', 'safetensors', 'numpy') "
+            "print(sorted(m for m in ('torch', 'matplotlib', 'scipy', 'ray', 'safetensors', 'numpy', 'yaml') "
             "if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,13 +1,18 @@
 """The CLI's contract: one clear line and exit code 2 for every user error, nothing
 half-written; `eval --json` prints the public field names."""
 
-import gzip
 import json
 import shutil
+import subprocess
+import sys
+import time
 
 import pytest
 
-from vaelab.cli import main
+from vaelab.cli import SHIPPED, build_parser, main
+from vaelab.efforts import EFFORTS
+from vaelab.sweep import experiment_names
+from vaelab.version import __version__
 
 TINY = ["--latent", "3", "--hidden", "16", "--epochs", "1", "--set", "data.train_limit=500",
         "--set", "data.test_limit=100", "--quiet"]
@@ -136,6 +141,38 @@ def test_models_lists_presets(capsys):
     assert "vae" in names
 
 
+def test_python_dash_m_is_the_same_command():
+    out = subprocess.run([sys.executable, "-m", "vaelab", "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == f"vaelab {__version__}"
+    out = subprocess.run([sys.executable, "-m", "vaelab", "models"], capture_output=True, text=True, check=True)
+    assert "vae-tuned" in out.stdout
+
+
+def test_start_up_is_cheap():
+    """`vaelab --version` and `--help` answer without loading torch, plotting or YAML
+    (tests/test_architecture.py checks the imports; this checks the clock, with room for a
+    busy machine: best of three)."""
+    def best(*args: str) -> float:
+        times = []
+        for _ in range(3):
+            t0 = time.perf_counter()
+            subprocess.run([sys.executable, "-m", "vaelab", *args], capture_output=True, check=True)
+            times.append(time.perf_counter() - t0)
+        return min(times)
+
+    assert best("--version") < 0.5
+    assert best("--help") < 1.0
+
+
+def test_help_lists_what_the_code_knows():
+    """Effort and experiment names in the help come from where they are defined."""
+    assert sorted(SHIPPED) == experiment_names()
+    sweep_help = " ".join(build_parser()._subparsers._group_actions[0].choices["sweep"].format_help().split())
+    for effort in EFFORTS:
+        assert f"{effort}:" in sweep_help
+    assert all(name in sweep_help for name in SHIPPED)
+
+
 def test_latent_larger_than_memory_is_refused_before_allocating(tmp_path, capsys, data_dir):
     assert main(["train", *TINY, "--latent", "2000000000", "--data-dir", str(data_dir),
                  "--out", str(tmp_path / "run")]) == 2
@@ -143,7 +180,7 @@ def test_latent_larger_than_memory_is_refused_before_allocating(tmp_path, capsys
     assert not (tmp_path / "run").exists()
 
 
-# --- the first hour as a user (issue 12): every bad argument one line and exit 2 -------------
+# --- every bad argument: one line and exit 2 --------------------------------------------
 
 
 @pytest.fixture(scope="module")

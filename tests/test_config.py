@@ -86,7 +86,7 @@ def test_strictness_unknown_keys_types_and_values():
         preset_dict("no-such-preset")
 
 
-# --- names checked at load (issue #11) ----------------------------------------------------
+# --- names checked at load -----------------------------------------------------------------
 
 
 def test_a_misspelt_name_is_refused_at_load_with_a_did_you_mean(tmp_path):

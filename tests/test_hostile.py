@@ -2,7 +2,6 @@
 every file reader give clean VaelabErrors, never a traceback."""
 
 import gzip
-import io
 import json
 import pickle
 from pathlib import Path
@@ -169,7 +168,7 @@ def test_pickle_with_absurd_length_is_a_data_error(tmp_path, trust_every_file, b
         mnist._read_pkl(path)
 
 
-# --- the command line (issue 12): random argument values for every subcommand ---------------
+# --- the command line: random argument values for every subcommand --------------------------
 # Exit 0 or 2 (argparse's usage errors are 2 as well), never a traceback: main() raising
 # anything but SystemExit fails the test.  Values that would start real work are drawn
 # from tiny ranges (a few images, k <= 5) or from invalid-only ranges.

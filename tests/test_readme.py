@@ -1,47 +1,59 @@
-"""The README's documented defaults are the code's: its config block is parsed and
-compared with ``RunConfig()`` key by key (issue 12: it once showed relu and 100 epochs)."""
+"""The README as a newcomer meets it: short, its commands real, its Python quick start and
+its plugin example run as written, and its results table the shipped results' numbers."""
 
-import dataclasses
+import csv
 import re
+import subprocess
+import sys
 from pathlib import Path
 
-import yaml
+from vaelab.cli import build_parser
+from vaelab.efforts import EFFORTS
 
-from vaelab.config import RunConfig, _to_plain
-
-README = Path(__file__).resolve().parents[1] / "README.md"
-
-
-def config_block() -> dict:
-    text = README.read_text(encoding="utf-8")
-    section = text.split("## Configs", 1)[1]
-    block = re.search(r"```yaml\n(.*?)```", section, re.S)
-    assert block, "README's Configs section has no ```yaml block"
-    return yaml.safe_load(block.group(1))
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
 
 
-def test_readme_config_block_matches_the_defaults():
-    shown = config_block()
-    assert shown.pop("preset", None) is not None  # the block also shows how to start from a preset
-    # Every key, the ones a run id leaves out at their "as before" value included
-    # (RunConfig.QUIET_DEFAULTS), except the optional select section.
-    defaults = {k: v for k, v in _to_plain(dataclasses.asdict(RunConfig())).items() if k != "select"}
-    assert sorted(shown) == sorted(defaults), "README's config block must show every section"
-    for section, values in defaults.items():
-        if not isinstance(values, dict):
-            assert shown[section] == values, f"README shows {section}: {shown[section]!r}, the code {values!r}"
-            continue
-        assert sorted(shown[section]) == sorted(values), \
-            f"README's {section} keys {sorted(shown[section])} differ from the code's {sorted(values)}"
-        for key, value in values.items():
-            assert shown[section][key] == value, \
-                f"README shows {section}.{key}: {shown[section][key]!r}, the code's default is {value!r}"
+def section(title: str) -> str:
+    return README.read_text(encoding="utf-8").split(f"## {title}", 1)[1].split("\n## ", 1)[0]
 
 
-def test_readme_block_is_a_valid_config():
-    shown = config_block()
-    shown.pop("preset")
-    assert RunConfig.from_dict(shown) == RunConfig()
+def test_readme_is_short():
+    assert len(README.read_text(encoding="utf-8").splitlines()) <= 200
+
+
+def test_quick_start_commands_are_real():
+    block = re.search(r"```bash\n(.*?)```", section("Quick start"), re.S).group(1)
+    assert "-c constraints.txt" in block and (ROOT / "constraints.txt").is_file()
+    for effort in re.findall(r"--effort ([a-z]+)\b", README.read_text(encoding="utf-8")):
+        assert effort in EFFORTS, effort
+    assert "python -m pytest -q" in block
+
+
+def test_command_table_names_real_subcommands():
+    commands = build_parser()._subparsers._group_actions[0].choices
+    named = set(re.findall(r"^\| `vaelab (\w+)", section("Commands"), re.M))
+    named |= set(re.findall(r"`vaelab (\w+)`", section("Commands")))
+    assert named and named <= set(commands)
+    assert set(commands) <= named, f"not in the README's table: {sorted(set(commands) - named)}"
+
+
+def test_results_table_is_the_shipped_table1():
+    shipped = {r["row_label"]: r for r in csv.DictReader((ROOT / "results/table1/table1.csv").open(encoding="utf-8"))
+               if r["column"] == "20"}
+    lines = [line for line in section("Results").splitlines() if line.startswith("| ") and "---" not in line][1:]
+    assert len(lines) == len(shipped)
+    for line in lines:
+        label, elbo, study, ll = [c.strip() for c in re.split(r"(?<!\\)\|", line.strip())[1:-1]]
+        row = shipped[label.replace(" (log p(x \\| y))", "")]
+        assert elbo == f"{float(row['test_elbo']):.2f}" and ll == f"{float(row['test_log_likelihood']):.2f}", label
+        assert study == (f"{float(row['reference']):.2f}" if row["reference"] else ""), label
+
+
+def test_add_a_part_example_registers_the_part():
+    block = re.search(r"```python\n(.*?)```", section("Add a part"), re.S).group(1)
+    check = block + "\nfrom vaelab.parts import table\nassert 'laplace' in table('prior').names()\n"
+    subprocess.run([sys.executable, "-c", check], check=True, cwd=ROOT)
 
 
 def python_block() -> str:

@@ -8,14 +8,15 @@ command line's start stay cheap::
     vaelab.evaluate(run, k=1000, limit=1000)["log_likelihood"]
     model = vaelab.load(run)
 
-``train``, ``evaluate``, ``load``, ``sample``, ``reconstruct``, ``export``, ``register``,
-``make_config``, ``run_sweep`` and ``build_report``; see each one's docstring.
+``train``, ``evaluate``, ``quality``, ``load``, ``sample``, ``reconstruct``, ``export``,
+``register``, ``make_config``, ``run_sweep``, ``build_report`` and ``serve``; see each
+one's docstring.
 """
 
 from .version import __version__
 
-_API = ("build_report", "evaluate", "export", "load", "make_config", "reconstruct", "register", "run_sweep",
-        "sample", "train")
+_API = ("build_report", "evaluate", "export", "load", "make_config", "quality", "quality_sweep", "reconstruct",
+        "register", "run_sweep", "sample", "serve", "train")
 
 __all__ = ["__version__", *_API]
 

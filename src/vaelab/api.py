@@ -28,17 +28,20 @@ import torch
 from .config import RunConfig, load_config, resolve_dict
 from .devices import resolve_device
 from .errors import ConfigError
+from .evaluation.quality import quality_run
 from .evaluation.run import evaluate_run, load_images
 from .parts import register, resolve
 from .report import build_report
 from .runs import RunDir, default_run_path, export_bundle, load_run
+from .serve import serve as _serve
 from .sweep import SweepResult, load_experiment
 from .sweep import run_sweep as _run_sweep
 from .sweep.experiment import parse_only
+from .sweep.work import score_sweep
 from .training import train_run
 
-__all__ = ["build_report", "evaluate", "export", "load", "make_config", "reconstruct", "register", "run_sweep",
-           "sample", "train"]
+__all__ = ["build_report", "evaluate", "export", "load", "make_config", "quality", "quality_sweep", "reconstruct",
+           "register", "run_sweep", "sample", "serve", "train"]
 
 PathLike = str | os.PathLike
 
@@ -124,6 +127,34 @@ def evaluate(run: PathLike, k: int | None = None, limit: int | None = None, *, d
                         all_test=all_test, data=data)
 
 
+def quality(run: PathLike, n: int | None = None, *, data: PathLike | None = None, data_dir: PathLike | None = None,
+            device: str = "auto", epoch: int | None = None, seed: int = 0, write: bool = True,
+            progress: bool = False) -> dict[str, Any]:
+    """Sample quality of a run (or bundle) against its own test images, as ``vaelab
+    quality --json`` prints it: ``fd`` (Fréchet distance in the features of a network
+    vaelab trains on the dataset, lower is better), ``precision``, ``recall`` (k-NN
+    manifolds, k=3), ``classifier_accuracy``, ``label_accuracy`` (conditional models; else
+    None), ``fd_reconstruction`` (the test images against their reconstructions), with
+    ``n``, ``k``, ``feature_net`` (its sha256...) and ``protocol``.
+
+    ``n``: samples and test images per set (default 5000, at most the run's test images).
+    The feature network is trained on first use for each dataset (a few minutes on a CPU)
+    and cached.  ``write``: keep the result in the run directory (``quality.json``, or
+    ``quality[-eE]-nN.json`` off the default protocol).  See :mod:`vaelab.evaluation.quality`.
+    """
+    return quality_run(run, n, data=data, data_dir=data_dir, device=device, epoch=epoch, seed=seed, write=write,
+                       progress=progress)
+
+
+def quality_sweep(sweep: PathLike, n: int | None = None, *, data_dir: PathLike | None = None, device: str = "auto",
+                  progress: bool = False) -> list[dict[str, Any]]:
+    """:func:`quality` of every finished run of a sweep directory whose weights are here,
+    each added to the run's stored metrics, so that ``vaelab report`` shows it (for a sweep
+    run before sweeps scored sample quality, or at another ``n``).  -> one record per run,
+    ``{"run_id", "label", "quality"}`` or ``{"run_id", "label", "skipped": why}``."""
+    return score_sweep(sweep, n, data_dir, device, progress)
+
+
 def load(run: PathLike, *, device: str = "cpu", epoch: int | None = None) -> torch.nn.Module:
     """The trained model of a run directory (its newest good checkpoint, or ``epoch``'s) or
     of a bundle, in eval mode.  ``model(x, k)`` returns its log weights (:class:`vaelab.models.LogWeights`);
@@ -156,6 +187,15 @@ def export(run: PathLike, out: PathLike) -> Path:
     Hugging Face model repository).  :func:`load`, :func:`sample` and ``vaelab sample``
     work on it alone."""
     return export_bundle(run, out)
+
+
+def serve(target: PathLike, *, host: str | None = None, port: int = 8765, device: str = "cpu",
+          data_dir: PathLike | None = None) -> None:
+    """Serve the explorer page of a run directory, bundle or sweep directory until
+    interrupted (``vaelab serve``): a latent pad decoded live, samples, reconstructions
+    of test images and of drawings.  ``host`` None: 127.0.0.1 only.  Needs the ``serve``
+    extra (``pip install 'vaelab[serve]'``)."""
+    _serve(target, host, port, device=device, data_dir=data_dir)
 
 
 def run_sweep(experiment: PathLike, *, effort: str = "quick", out: PathLike | None = None,

@@ -1,8 +1,8 @@
 """The `vaelab` command.  Parses flags, calls the library (:mod:`vaelab.api`); no logic of
 its own.  Every user error is one line on stderr and exit code 2.
 
-Start-up stays cheap: this module imports only the standard library, YAML and vaelab's
-config; each command imports what it needs (torch, plotting, Ray) when it runs, so
+Start-up stays cheap: this module imports only the standard library and vaelab's errors and
+efforts; each command imports what it needs (configs, torch, plotting, Ray) when it runs, so
 ``vaelab --version`` and ``--help`` answer at once.
 """
 
@@ -17,9 +17,7 @@ import threading
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-import yaml
-
-from .config import PRESET_DIR, preset_names, read_yaml
+from .efforts import DEFAULT as DEFAULT_EFFORT, EFFORTS
 from .errors import ConfigError, VaelabError
 from .version import __version__
 
@@ -32,15 +30,16 @@ def _int_list(text: str) -> list[int]:
 
 
 # (flag, dotted config key, type, help).  The config defaults (config.py) are the only
-# defaults: a flag left out changes nothing.
+# defaults: a flag left out changes nothing.  The names a flag takes are the part tables'
+# (`vaelab parts`), not repeated here.
 CONFIG_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
-    ("--dataset", "data.dataset", str, "a dataset's name (mnist, frey; `vaelab parts`) or the path of an .npz "
-                                       "file or image folder"),
-    ("--binarize", "data.binarize", str, "dynamic, threshold or seed-paper"),
+    ("--dataset", "data.dataset", str, "a dataset's name (`vaelab parts`) or the path of an .npz file or "
+                                       "image folder"),
+    ("--binarize", "data.binarize", str, "how grey levels become 0/1 (`vaelab parts`: binarize)"),
     ("--latent", "model.latent", int, "latent size"),
     ("--hidden", "model.hidden", _int_list, "hidden sizes, e.g. 500 or 500,500"),
-    ("--activation", "model.activation", str, "tanh, relu, leaky_relu, elu, softplus, sigmoid, gelu"),
-    ("--optimizer", "optim.name", str, "adam, adagrad or sgd"),
+    ("--activation", "model.activation", str, "hidden units' activation (`vaelab parts`: activation)"),
+    ("--optimizer", "optim.name", str, "optimiser (`vaelab parts`: optimizer)"),
     ("--lr", "optim.lr", float, "learning rate"),
     ("--epochs", "train.epochs", int, "passes over the training set"),
     ("--batch-size", "train.batch_size", int, "minibatch size"),
@@ -53,6 +52,8 @@ CONFIG_FLAGS: list[tuple[str, str, Callable[[str], Any], str]] = [
 def _set_pair(text: str) -> tuple[str, Any]:
     if "=" not in text:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    import yaml  # only when a --set is given: --version and --help never load it
+
     key, raw = text.split("=", 1)
     try:
         value = yaml.safe_load(raw)
@@ -120,6 +121,62 @@ def cmd_eval(args: argparse.Namespace) -> int:
     return 0
 
 
+def _quality_sweep(args: argparse.Namespace) -> int:
+    from . import api
+
+    records = api.quality_sweep(args.run_dir, args.n, data_dir=args.data_dir, device=args.device,
+                                progress=not args.json)
+    if args.json:
+        print(json.dumps(records))
+        return 0
+    for r in records:
+        q = r.get("quality")
+        if q is None:
+            print(f"{r['run_id']}  {r['label']}: not scored: {r['skipped']}")
+            continue
+        what = (f"fd {q['fd']:.2f}, precision {q['precision']:.3f}, recall {q['recall']:.3f}"
+                + (f", label accuracy {q['label_accuracy']:.3f}" if q["label_accuracy"] is not None else "")
+                + f", fd of reconstructions {q['fd_reconstruction']:.2f} (n={q['n']})")
+        print(f"{r['run_id']}  {r['label']}: {what}")
+    print(f"stored with {sum('quality' in r for r in records)} of {len(records)} finished runs; "
+          f"`vaelab report --sweep {args.run_dir}` shows them")
+    return 0
+
+
+def cmd_quality(args: argparse.Namespace) -> int:
+    from . import api
+    from .runs import store_path
+
+    if args.epoch is None and store_path(args.run_dir).is_file():
+        return _quality_sweep(args)
+    out = api.quality(args.run_dir, args.n, data=args.data, data_dir=args.data_dir, device=args.device,
+                      epoch=args.epoch, progress=not args.json)
+    if args.json:
+        print(json.dumps(out))
+        return 0
+    net = out["feature_net"]
+    print(f"{out['model']} on {out['dataset']}, latent {out['latent']}, epoch {out['epoch']}: {out['n']} samples "
+          f"against {out['n']} test images")
+    print(f"  Fréchet distance (fd, lower is better)   {out['fd']:10.3f}")
+    print(f"  precision (k={out['k']})                       {out['precision']:10.3f}")
+    print(f"  recall (k={out['k']})                          {out['recall']:10.3f}")
+    if out["label_accuracy"] is not None:
+        print(f"  label accuracy (samples called their y) {out['label_accuracy']:10.3f}")
+    print(f"  fd of its reconstructions of them        {out['fd_reconstruction']:10.3f}")
+    judged = (f"classifier, test accuracy {out['classifier_accuracy']:.4f}" if out["classifier_accuracy"] is not None
+              else f"autoencoder (no labels), test pixel MSE {net.get('test_mse', float('nan')):.4f}")
+    print(f"  features: {net['kind']} {net['sha256'][:12]} ({judged})")
+    print(f"  protocol: {out['protocol']}")
+    return 0
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from . import api
+
+    api.serve(args.target, host=args.host, port=args.port, device=args.device, data_dir=args.data_dir)
+    return 0
+
+
 MAX_IMAGES = 10_000  # per sample/reconstruct grid
 
 
@@ -147,6 +204,8 @@ def _cmd_images(which: str) -> Callable[[argparse.Namespace], int]:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
+    from .config import PRESET_DIR, preset_names, read_yaml
+
     for name in preset_names():
         desc = read_yaml(PRESET_DIR / f"{name}.yaml").get("description", "")
         print(f"{name:12s} {desc}")
@@ -171,8 +230,9 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 # --- sweeps and reports -----------------------------------------------------------------
 
-EXPERIMENT_SETS = {"all": ["table1", "frey", "standard"]}
-DEFAULT_EFFORT = "quick"
+# The shipped experiments (configs/experiments/*.yaml) in the order `all` runs and reports them.
+SHIPPED = ("table1", "frey", "standard")
+EXPERIMENT_SETS = {"all": list(SHIPPED)}
 
 
 def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]], only: Sequence[str] = ()):
@@ -194,9 +254,8 @@ def _experiments(names: list[str], effort: str, sets: list[tuple[str, Any]], onl
 
 def _add_sweep_flags(p: argparse.ArgumentParser) -> None:
     p.add_argument("--effort", default=None, metavar="EFFORT",
-                   help=f"how much compute: smoke (CI check, about a minute for all), quick (real numbers: about "
-                        f"2 h for all on 2 CPU cores, most of it Burda et al.'s first 40 epochs), paper (the study's and Burda et al.'s full protocols: "
-                        f"days; use many cores or --executor ray) [default {DEFAULT_EFFORT}]")
+                   help="how much compute: " + "; ".join(f"{name}: {what}" for name, what in EFFORTS.items())
+                        + f" [default {DEFAULT_EFFORT}]")
     p.add_argument("--only", action="append", default=[], metavar="KEY=V[,KEY=V...]",
                    help="run only the cells matching every KEY=V (a key given twice: either value; model = the "
                         "preset name, latent = model.latent), e.g. --only model=cvae,latent=5; repeatable (either "
@@ -220,8 +279,7 @@ def _sweep(args: argparse.Namespace, exps, out: Path) -> int:
         result = run_sweep(exps, out, workers=args.workers, executor=args.executor, address=args.address,
                            retry_failed=args.retry_failed, data_dir=args.data_dir, progress=not args.quiet)
     except KeyboardInterrupt:
-        print(f"vaelab: interrupted; finished runs are stored and cut-off runs resume from their "
-              f"checkpoints: run the same command again", file=sys.stderr)
+        print(f"vaelab: interrupted; {INTERRUPT_HINTS['sweep']}", file=sys.stderr)
         return 130
     print(result.summary(), file=sys.stderr if not result.ok else sys.stdout)
     return 0 if result.ok else 1
@@ -303,6 +361,24 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data(p)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser(
+        "quality", help="sample quality of a run: Fréchet distance, precision and recall against its test images",
+        description="Score a run's (or bundle's) samples against its own test images in the features of a small "
+                    "network vaelab trains on the dataset (once, cached; a classifier where the data have labels, "
+                    "an autoencoder where they have none): fd (the Fréchet distance of Heusel et al. 2017 in those "
+                    "features), precision and recall (Kynkäänniemi et al. 2019, k=3), the classifier's accuracy "
+                    "and, for a conditional model, how often a sample drawn for label c is called c. Written to "
+                    "RUN/quality.json. Given a sweep directory, scores each finished run with its weights there and "
+                    "adds the score to the store, for `vaelab report`.")
+    p.add_argument("run_dir", help="run directory, model bundle, or sweep directory (holding store.sqlite)")
+    p.add_argument("--n", type=int, default=None,
+                   help="samples and test images per set (default 5000, at most the run's test images)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--epoch", type=int, default=None, help="score the checkpoint of this epoch instead of the newest")
+    p.add_argument("--device", default="auto")
+    _add_data(p)
+    p.set_defaults(func=cmd_quality)
+
     for name, which, help_ in (("sample", "samples", "decode samples from the prior into a PNG grid"),
                                ("reconstruct", "reconstructions", "test images (top) and reconstructions (bottom)")):
         p = sub.add_parser(name, help=help_)
@@ -324,7 +400,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("sweep", help="run an experiment's grid of runs (resumable; results in a SQLite store)")
-    p.add_argument("experiment", help="table1, frey, standard, all, a comma list, or a YAML file")
+    p.add_argument("experiment", help=f"{', '.join(SHIPPED)}, all, a comma list, or a YAML file")
     _add_sweep_flags(p)
     p.add_argument("--list", action="store_true", help="print the runs (id, label) and exit")
     p.add_argument("--plan", action="store_true",
@@ -344,10 +420,25 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("reproduce", help="sweep + report: regenerate the study's tables and figures")
     p.add_argument("--experiment", default="all",
-                   help="all (= table1, frey, standard), or names/YAML files, comma-separated [default all]")
+                   help=f"all (= {', '.join(SHIPPED)}), or names/YAML files, comma-separated [default all]")
     _add_sweep_flags(p)
     p.add_argument("--report-dir", default=None, help="report directory (default OUT/report)")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser(
+        "serve", help="a local page to explore trained models (latent pad, samples, reconstructions)",
+        description="Serve a page to explore a run, a model bundle or every run of a sweep: a latent pad decoded "
+                    "live, samples (of a chosen class for a conditional model), reconstructions of test images and "
+                    "of a digit drawn with the mouse. Listens on 127.0.0.1 only unless --host is given. Needs the "
+                    "serve extra: pip install 'vaelab[serve]'.")
+    p.add_argument("target", help="run directory, model bundle, or sweep directory (holding store.sqlite)")
+    p.add_argument("--port", type=int, default=8765, help="port to listen on (0: a free one) [default 8765]")
+    p.add_argument("--host", default=None,
+                   help="address to listen on (default 127.0.0.1: this machine only); any other is announced with "
+                        "a warning, as everyone who can reach it can use the page")
+    p.add_argument("--device", default="cpu", help="where the models run [default cpu]")
+    _add_data_dir(p)
+    p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("models", help="list the model presets")
     p.set_defaults(func=cmd_models)
@@ -400,6 +491,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 INTERRUPT_HINTS = {
     "train": "finished epochs are checkpointed: continue with `vaelab train --resume --out {out}`",
     "eval": "nothing was written (eval cannot resume): run it again; --k 100 --limit 1000 gives a quick estimate",
+    "serve": "the explorer stopped; nothing was written",
     "sweep": "finished runs are stored and cut-off runs resume from their checkpoints: run the same command again",
 }
 INTERRUPT_HINTS["reproduce"] = INTERRUPT_HINTS["sweep"]
@@ -408,6 +500,7 @@ INTERRUPT_HINTS["reproduce"] = INTERRUPT_HINTS["sweep"]
 def _interrupt_hint(args: argparse.Namespace) -> str:
     hint = INTERRUPT_HINTS.get(args.command, "nothing was written: run the command again")
     return hint.format(out=getattr(args, "out", None) or "RUN_DIR")
+
 
 if __name__ == "__main__":
     sys.exit(main())

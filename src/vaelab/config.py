@@ -14,6 +14,7 @@ checks a config against them (and resolves its ``auto`` values) before anything 
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import types
 import typing
@@ -42,8 +43,8 @@ def _positive(section: str, obj: Any, *names: str) -> None:
 
 @dataclass(frozen=True)
 class DataConfig:
-    # A name in the DATASETS table (mnist, frey, a plugin's), or the path of an .npz file or
-    # an image folder (vaelab.data.formats).
+    # A name in the DATASETS table (`vaelab parts` lists every table), or the path of an .npz
+    # file or an image folder (vaelab.data.formats).
     dataset: str = "mnist"
     # How grey levels become {0,1} for a Bernoulli decoder (BINARIZATIONS; ignored for
     # continuous data under a Gaussian one): dynamic = fresh Bernoulli sample per epoch
@@ -60,13 +61,13 @@ class DataConfig:
 @dataclass(frozen=True)
 class ModelConfig:
     SECTION: ClassVar[str] = "model"
-    kind: str = "vae"  # MODELS table: vae | cvae | hierarchical
-    arch: str = "mlp"  # NETS table: mlp | conv
+    kind: str = "vae"  # MODELS table
+    arch: str = "mlp"  # NETS table
     hidden: tuple[int, ...] = (500,)
     activation: str = "tanh"  # ACTIVATIONS table
     latent: int = 20  # size of the latent that meets the prior (top layer in a hierarchy)
     likelihood: str = "auto"  # auto (Bernoulli for binary data, else Gaussian) | LIKELIHOODS table
-    prior: str = "normal"  # PRIORS table: normal | vamp
+    prior: str = "normal"  # PRIORS table
     pseudo_inputs: int = 500  # VampPrior K
     gaussian_min_std: float = 0.01  # smooth floor of the Gaussian decoder's std (data in [0,1])
     inner_latent: int = 100  # hierarchical only: z1, the latent next to x
@@ -102,7 +103,11 @@ P = TypeVar("P")
 def part_options(section: Any, name: str, options_cls: type[P]) -> P:
     """The typed options of part ``name`` from a config section's ``options`` (defaults for
     what is not given; an unknown or mistyped setting is a ConfigError naming the key)."""
-    return _build(options_cls, section.options.get(name, {}), f"{section.SECTION}.options.{name}")
+    where = f"{section.SECTION}.options.{name}"
+    try:
+        return _build(options_cls, section.options.get(name, {}), where)
+    except (TypeError, ValueError) as err:  # a part's own check of its settings
+        raise ConfigError(f"config key '{where}': {err}") from None
 
 
 KL_ESTIMATORS = ("sampled", "analytic", "auto")  # ObjectiveConfig.kl
@@ -111,11 +116,11 @@ KL_ESTIMATORS = ("sampled", "analytic", "auto")  # ObjectiveConfig.kl
 @dataclass(frozen=True)
 class ObjectiveConfig:
     SECTION: ClassVar[str] = "objective"
-    name: str = "elbo"  # OBJECTIVES registry: elbo | iwae
+    name: str = "elbo"  # OBJECTIVES table
     k: int = 1  # samples per example: the IWAE bound's k, or the ELBO's Monte Carlo L
     beta: float = 1.0  # weight of the KL term (beta-VAE); 1 = the true ELBO
     warmup_epochs: int = 0  # linear KL warm-up from 0 to beta over this many epochs
-    noise: str = "none"  # NOISES registry: none | salt-pepper | gaussian (denoising VAE)
+    noise: str = "none"  # NOISES table: the encoder's input corruption (denoising VAE)
     noise_level: float = 0.0  # salt-and-pepper probability, or Gaussian std
     # The ELBO's KL term: "sampled" = log q(z|x) - log p(z) at the k samples (the mean of
     # log w, Burda et al.'s k = 1 VAE), "analytic" = KL(q || p) in closed form (Kingma &
@@ -141,7 +146,7 @@ class ObjectiveConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    name: str = "adam"  # OPTIMIZERS registry: adam | adagrad | sgd
+    name: str = "adam"  # OPTIMIZERS table
     lr: float = 1e-3
     betas: tuple[float, float] = (0.9, 0.999)  # adam only
     eps: float = 1e-8  # adam and adagrad
@@ -175,14 +180,14 @@ class TrainConfig:
     valid_every: int = 1
     valid_limit: int | None = None
     # torch.compile the training step (forward + backward, Inductor: fused elementwise work).
-    # Same maths, float rounding differs from eager; compiling costs ~0.5-2 min per run, cached
-    # in the user cache for a sweep's later runs; falls back to eager if compiling fails.
+    # Same maths, float rounding differs from eager; compiling takes a minute or two per run,
+    # cached in the user cache for a sweep's later runs; falls back to eager if compiling fails.
     compile: bool = False
     # On CUDA, capture one training step's forward and backward as a CUDA graph and replay it
-    # (one launch per step instead of ~100): the same kernels and random draws, so the same
-    # maths; the optimiser steps eagerly.  An MNIST epoch of the MLP VAE on an H200: 0.21 s
-    # instead of 1.6 s.  Ignored on the CPU; falls back to eager, with a warning, when
-    # capturing fails.  Left out of the run id at its default (older ids stay valid).
+    # (one launch per step instead of one per operation): the same kernels and random draws,
+    # so the same maths; the optimiser steps eagerly.  Ignored on the CPU; falls back to
+    # eager, with a warning, when capturing fails.  Left out of the run id at its default
+    # (ids of runs made before it existed stay valid).
     cuda_graph: bool = True
     # Checkpoints of these epochs are kept (besides the newest two), to evaluate later:
     # `vaelab eval RUN --epoch N`, e.g. a test log-likelihood against budget.
@@ -435,7 +440,10 @@ def preset_names() -> list[str]:
 def preset_dict(name: str) -> dict[str, Any]:
     path = PRESET_DIR / f"{name}.yaml"
     if not path.exists():
-        raise ConfigError(f"unknown model preset {name!r}; known: {', '.join(preset_names())} (see `vaelab models`)")
+        close = difflib.get_close_matches(name, preset_names(), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown model preset {name!r}{hint}; known: {', '.join(preset_names())} "
+                          f"(see `vaelab models`)")
     data = read_yaml(path)
     data.pop("description", None)
     data.setdefault("name", name)

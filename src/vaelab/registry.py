@@ -40,6 +40,18 @@ ENTRY_POINT_GROUP = "vaelab.parts"
 BUILTIN, PLUGIN, SESSION = "built-in", "plugin", "session"
 
 
+_OPEN: list["Registry"] = []  # the tables that take plugins, for rescan_plugins()
+
+
+def rescan_plugins() -> None:
+    """Read the installed packages' entry points again (a plugin installed while this
+    process runs, e.g. from a notebook); parts already loaded stay."""
+    plugin_entries.cache_clear()
+    for reg in _OPEN:
+        reg._scanned = False
+        reg._entries.clear()
+
+
 @functools.lru_cache(maxsize=1)
 def plugin_entries() -> dict[str, dict[str, metadata.EntryPoint]]:
     """{kind: {name: entry point}} of every installed package's ``vaelab.parts`` entry points,
@@ -66,6 +78,8 @@ class Registry(Generic[T]):
         self._origin: dict[str, str] = {name: BUILTIN for name in items}
         self._entries: dict[str, metadata.EntryPoint] = {}
         self._scanned = plugins is None
+        if plugins is not None:
+            _OPEN.append(self)
 
     def _scan(self) -> None:
         if not self._scanned:

@@ -6,7 +6,7 @@ Tables::
                  config JSON, status queued | running | done | failed, owner (the sweep
                  process that holds the run) and worker (the process training it),
                  timings, metrics JSON (RUN/eval.json), error text
-    experiments  one row per experiment swept into this store: its name, effort preset
+    experiments  one row per experiment swept into this store: its name, effort
                  and the experiment spec (tables, figures, reference values) as JSON
     members      which runs belong to which experiment, in grid order
 
@@ -334,6 +334,34 @@ class Store:
                       "eval_seconds = ?, finished_at = ?, wall_seconds = ? - COALESCE(started_at, ?), "
                       "error = NULL WHERE id = ?",
                       (text, epochs, train_seconds, eval_seconds, now, now, now, run_id))
+        return self.get(run_id)  # type: ignore[return-value]
+
+    def restore(self, row: Mapping[str, Any]) -> None:
+        """Put back a run row exactly as another store held it (a report's run record,
+        ``vaelab.report.records``): its status, metrics, timings and times."""
+        cols = ("status", "attempts", "started_at", "finished_at", "epochs", "train_seconds", "eval_seconds",
+                "wall_seconds", "error")
+        with self.transaction() as c:
+            c.execute(f"UPDATE runs SET {', '.join(f'{k} = ?' for k in cols)}, metrics = ?, "
+                      f"created_at = COALESCE(?, created_at) WHERE id = ?",
+                      (*(row.get(k) for k in cols), None if row.get("metrics") is None else canonical_json(row["metrics"]),
+                       row.get("created_at"), row["id"]))
+
+    def add_metrics(self, run_id: str, extra: Mapping[str, Any], drop: Sequence[str] = ()) -> RunRow:
+        """Merge ``extra`` into a finished run's stored metrics (a score computed after the
+        run finished, e.g. its sample quality), less the keys ``drop`` (what it replaces), in
+        one transaction.  StoreError for a run that is not done or a non-finite number."""
+        try:
+            _check_finite(dict(extra))
+        except ValueError as err:
+            raise StoreError(f"run {run_id}: non-finite result, not stored: {err}") from None
+        with self.transaction() as c:
+            row = c.execute("SELECT status, metrics FROM runs WHERE id = ?", (run_id,)).fetchone()
+            if row is None or row["status"] != "done":
+                raise StoreError(f"run {run_id} is not a finished run of {self.path}")
+            merged = {k: v for k, v in (json.loads(row["metrics"]) if row["metrics"] else {}).items() if k not in drop}
+            merged.update(extra)
+            c.execute("UPDATE runs SET metrics = ? WHERE id = ?", (canonical_json(merged), run_id))
         return self.get(run_id)  # type: ignore[return-value]
 
     def fail(self, run_id: str, error: str) -> None:

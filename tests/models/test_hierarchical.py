@@ -179,8 +179,8 @@ def test_decode_mean_and_latent_means_follow_the_mean_paths():
 
 
 def test_calling_a_model_is_log_weights():
-    """model(x, k) is model.log_weights(x, k) for every model kind (issue #11: a standard
-    forward, so hooks and wrappers work)."""
+    """model(x, k) is model.log_weights(x, k) for every model kind: a standard forward, so
+    hooks and wrappers work."""
     for kind in ("vae", "hierarchical"):
         m = build_model(ModelConfig(kind=kind, hidden=(8,), inner_hidden=(8,), inner_latent=4, latent=3),
                         DataInfo((1, 4, 4), binary=True))

@@ -116,8 +116,8 @@ def test_combinations_the_study_never_tried_just_work(combo):
 
 @pytest.mark.parametrize("name", PRESETS)
 def test_every_preset_starts_at_the_mean_image(name):
-    """model.output_bias: data puts logit(mean training pixel) in the decoder's output bias
-    (issue #9), whatever the architecture; and the weights follow model.init."""
+    """model.output_bias: data puts logit(mean training pixel) in the decoder's output bias,
+    whatever the architecture; and the weights follow model.init."""
     cfg = resolve(load_config(preset=name, overrides={"model.latent": 4}))
     mean = torch.linspace(0.0, 1.0, 784, dtype=torch.float64)  # includes pixels always 0 and always 1
     info = DataInfo((1, 28, 28), binary=True, num_classes=10, pixel_mean=tuple(mean.tolist()))

@@ -14,7 +14,7 @@ from vaelab.report.figures import FIGURES
 from vaelab.report.grid import make_grid, save_grid
 from vaelab.report.html import image_paths
 from vaelab.report.spec import FIGURE_KINDS, matches
-from vaelab.report.tables import build_table, to_csv, to_markdown
+from vaelab.report.tables import build_table, grids, superscript, to_csv, to_markdown
 from vaelab.store import Store
 
 SPEC = {
@@ -62,7 +62,7 @@ def test_table_cells_reference_and_differences(synthetic):
     assert table.cell("cvae", 5).run.status == "failed" and table.cell("cvae", 5).value("elbo") is None
     assert table.cell("cvae", 5).difference("elbo") is None
     assert table.cell("iwae", 3).run is None and table.cell("iwae", 3).reference == -124.89
-    assert "quick preset" in table.protocol and "k=10" in table.protocol and "500 test images" in table.protocol
+    assert "quick effort" in table.protocol and "k=10" in table.protocol and "500 test images" in table.protocol
 
     md = to_markdown(table)
     assert "| VAE | -130.00 | -137.64 | +7.64 | -120.50 | -116.93 | -3.57 |" in md
@@ -106,6 +106,73 @@ def test_a_row_whose_cells_differ_in_protocol_says_so(tmp_path):
     assert [n for n in only_kl.notes if n.startswith("VAE:")] == ["VAE: objective.kl analytic at N_z 5; sampled at N_z 3, 10"]
 
 
+def _finished(tmp_path, runs):
+    store = Store(tmp_path / "store.sqlite")
+    store.add_experiment("e", "demo", {}, runs)
+    for rid, _, _ in runs:
+        assert store.claim_id(rid, "o", "w")
+        store.finish(rid, {"elbo": -100.0, "log_likelihood": -95.0, "k": 10, "n": 500}, epochs=3,
+                     train_seconds=1.0, eval_seconds=1.0)
+    rows = store.experiment_runs("e")
+    store.close()
+    return rows
+
+
+def test_columns_follow_the_axis_order_with_reference_only_columns_among_them(tmp_path):
+    rows = _finished(tmp_path, [("a", "vae", _cfg("vae", 3)), ("b", "vae", _cfg("vae", 20))])
+    table = build_table(SPEC, rows, {}, "demo")  # the reference has N_z = 3 and 5
+    assert table.columns == [3, 5, 20]
+
+
+def test_surprising_numbers_carry_their_parts_notes(tmp_path):
+    """A 2-layer model's N_z, a weighted KL and corrupted inputs are noted beside the rows
+    they concern, generated from each run's config; a plain VAE gets none."""
+    def hier(z):
+        cfg = _cfg("hvae", z)
+        cfg["model"].update(kind="hierarchical", inner_latent=64)
+        return cfg
+
+    beta = {**_cfg("beta", 3), "objective": {"beta": 4.0, "noise": "salt-pepper", "noise_level": 0.05}}
+    rows = _finished(tmp_path, [("a", "vae", _cfg("vae", 3)), ("b", "vae", _cfg("vae", 20)),
+                                ("c", "hvae", hier(3)), ("d", "hvae", hier(20)), ("e", "beta", beta)])
+    spec = {**SPEC, "rows": {"key": "name", "order": ["vae", "hvae", "beta"]}}
+    table = build_table(spec, rows, {"hvae": "2-layer VAE", "beta": "β-VAE"}, "demo")
+    assert len(table.footnotes) == 3
+    hier_note, noise_note, beta_note = table.footnotes
+    assert "64-unit z1" in hier_note and "salt-pepper noise (level 0.05)" in noise_note and "4 × KL" in beta_note
+    assert table.marks == {("row", "hvae"): [0], ("row", "beta"): [1, 2]}
+    md = to_markdown(table)
+    assert "| 2-layer VAE¹ | -100.00 |" in md and "| β-VAE²³ | -100.00 |" in md and "| vae | -100.00 |" in md
+    assert f"- ¹ {hier_note}" in md and f"- ³ {beta_note}" in md
+
+
+def test_a_row_trained_on_a_smaller_budget_says_so_beside_its_numbers(tmp_path):
+    short = {**_cfg("cvae", 3), "train": {"epochs": 1}, "data": {**_cfg("cvae", 3)["data"], "train_limit": 20000}}
+    rows = _finished(tmp_path, [("a", "vae", _cfg("vae", 3)), ("b", "vae", _cfg("vae", 5)), ("c", "cvae", short)])
+    table = build_table(SPEC, rows, {}, "demo")
+    assert table.marks[("row", "cvae")] == [0]
+    assert table.footnotes[0] == ("Trained 1 epoch on 20000 training images at this effort, where most of the "
+                                  "table trained 3 on all.")
+    assert "epochs: 3 here (other budgets noted beside their rows), 100 in the reference" in " ".join(
+        build_table({**SPEC, "reference": {**SPEC["reference"], "protocol": {"epochs": 100}}}, rows).mismatches)
+
+
+def test_a_note_shared_by_a_column_is_marked_on_the_column(tmp_path):
+    """Burda et al.'s table: objectives in rows, one and two stochastic layers in columns."""
+    def cfg(name, kind):
+        return {"name": name, "model": {"kind": kind}, "objective": {"name": name, "k": 50 if name == "iwae" else 1}}
+
+    rows = _finished(tmp_path, [("a", "elbo", cfg("elbo", "vae")), ("b", "elbo", cfg("elbo", "hierarchical")),
+                                  ("c", "iwae", cfg("iwae", "vae")), ("d", "iwae", cfg("iwae", "hierarchical"))])
+    spec = {"name": "s", "rows": {"key": "name", "order": ["elbo", "iwae"]},
+            "columns": {"key": "model.kind", "order": ["vae", "hierarchical"], "labels": {"hierarchical": "2 layers"}}}
+    table = build_table(spec, rows, {}, "demo")
+    iwae = table.footnotes.index(next(n for n in table.footnotes if "importance-weighted" in n))
+    two = table.footnotes.index(next(n for n in table.footnotes if "z1" in n))
+    assert table.marks == {("row", "iwae"): [iwae], ("column", "hierarchical"): [two]}
+    assert any(h.startswith("2 layers") and h.endswith(superscript(two + 1)) for h in grids(table)[0][1])
+
+
 def test_select_matching():
     cfg = _cfg("vae", 3)
     assert matches(cfg, {"model.latent": 3, "name": ["vae", "cvae"]})
@@ -146,7 +213,7 @@ def test_report_writes_every_table_and_figure(report_sweep):
     for caption in ("Learning curves.", "Reconstructions.", "CVAE digits.", "Manifold."):
         assert caption in page
     assert page.count("Protocol:") >= len(expected) + 1 and "k=5" in page
-    assert "nothing" in page and "not drawn: no finished run matches model.latent=99" in page
+    assert "nothing" in page and "not drawn here: no finished run matches model.latent=99" in page
 
 
 def test_report_command_rebuilds_from_the_store_alone(report_sweep, tmp_path, data_dir, capsys):
@@ -167,7 +234,7 @@ def test_save_grid_unchanged(tmp_path):
     assert (h, w) == (grid.shape[0] * 3, grid.shape[1] * 3)
 
 
-# --- a report that cannot mislead (issue 12) ------------------------------------------------
+# --- a report that cannot mislead ---------------------------------------------------------
 
 
 def _table(synthetic, **ref):
@@ -222,6 +289,19 @@ def test_shipped_references_declare_their_protocol_and_frey_is_not_comparable():
     assert load_experiment("frey", "paper").report["tables"][0]["reference"]["comparable"] is False
     labels = load_experiment("table1", "smoke").report["labels"]
     assert "2 stochastic layers" in labels["iwae"]
+
+
+def test_shipped_banners_type_no_numbers():
+    """A banner's numbers are read from the runs (the differences of protocol); what the
+    experiment file adds for an effort is words, so it cannot go stale."""
+    import re
+
+    from vaelab.sweep import experiment_names, load_experiment
+
+    for name in experiment_names():
+        for table in load_experiment(name, "smoke").report.get("tables") or []:
+            for effort, text in ((table.get("reference") or {}).get("expected_gap") or {}).items():
+                assert not re.search(r"\d", text), (name, effort, text)
 
 
 @pytest.mark.parametrize("bad, match", [
@@ -364,7 +444,7 @@ def test_figures_of_a_sweep_without_weights_come_from_its_own_report(report_swee
     os.utime(old, (1.0, 1.0))  # drawn before the runs finished: not theirs
     index = build_report([bare], tmp_path / "r2", data_dir, progress=False)
     assert {p.stem for p in image_paths(index)} == {"curves"} | model_figures - {"recon"}
-    assert "not drawn: none of the" in index.read_text()
+    assert "not drawn here: none of the" in index.read_text()
 
 
 def test_a_missing_sweep_writes_nothing(tmp_path, data_dir, capsys):
@@ -376,3 +456,48 @@ def test_a_missing_sweep_writes_nothing(tmp_path, data_dir, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(tmp_path / "nope") in err
     assert not out.exists()
+
+
+def test_a_report_rebuilds_from_its_own_records(report_sweep, tmp_path, data_dir):
+    """A report keeps one record per finished run it shows; given as a source, the records
+    give the same tables, curves and runs.csv with no sweep directory at all, the model
+    figures coming from that report's own images, and they join a new sweep's cells."""
+    import json
+    import shutil
+
+    from vaelab.report import build_report
+
+    sweep_dir, index = report_sweep
+    first = tmp_path / "first"
+    build_report(sweep_dir, first, data_dir, progress=False)
+    records = json.loads((first / "records" / "experiments.json").read_text())
+    (exp,) = records["experiments"]
+    assert exp["name"] == "tinyreport" and len(exp["runs"]) == 3
+    rec = json.loads((first / "records" / f"{exp['runs'][0]}.json").read_text())
+    assert rec["sweep"] == sweep_dir.as_posix() and rec["run"]["status"] == "done" and len(rec["curve"]) == 2
+    gone = tmp_path / "moved-away"
+    shutil.move(str(sweep_dir), gone)  # the sweep directory is gone (another machine's)
+    try:
+        again = build_report([first], tmp_path / "again", data_dir, progress=False)
+    finally:
+        shutil.move(str(gone), sweep_dir)
+    for name in ("tiny.md", "tiny.csv", "runs.csv"):
+        assert (again.parent / name).read_text() == (first / name).read_text(), name
+    assert {p.stem for p in image_paths(again)} == {"curves", "recon", "samples", "digits", "latent3d", "manifold"}
+    assert (again.parent / "figures" / "recon.png").read_bytes() == (first / "figures" / "recon.png").read_bytes()
+    assert "Drawn by the report of first" in again.read_text()
+    # a new sweep's cell beside the recorded ones: it wins where both have one (listed first)
+    new = tmp_path / "new"
+    vae3 = next(r["run"]["config"] for r in (json.loads((first / "records" / f"{i}.json").read_text())
+                                              for i in exp["runs"])
+                if r["run"]["name"] == "vae" and r["run"]["config"]["model"]["latent"] == 3)
+    with Store(new / "store.sqlite") as store:
+        store.add_experiment("tinyreport", "smoke", exp["spec"], [("n3", "vae", {**vae3, "seed": 9})])
+        assert store.claim_id("n3", "o", "w")
+        store.finish("n3", {"elbo": -99.0, "log_likelihood": -97.0, "k": 5, "n": 60}, epochs=2)
+    mixed = build_report([new, first], first, data_dir, progress=False)  # into the same folder
+    table = {(r["row"], r["column"]): r for r in csv.DictReader(io.StringIO((mixed.parent / "tiny.csv").read_text()))}
+    assert float(table[("vae", "3")]["test_elbo"]) == -99.0
+    assert table[("vae", "2")]["status"] == "done" and table[("cvae", "3")]["status"] == "done"
+    kept = json.loads((first / "records" / "experiments.json").read_text())["experiments"][0]["runs"]
+    assert "n3" in kept and len(kept) == 3 and len(list((first / "records").glob("*.json"))) == 4

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import shutil
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,7 @@ from safetensors.torch import load_file
 
 from vaelab.config import load_config
 from vaelab.data import load_dataset
-from vaelab.runs import load_trained
+from vaelab.runs import export_bundle, load_trained
 from vaelab.training import train_run
 
 LOG_2PI = math.log(2 * math.pi)
@@ -41,6 +42,15 @@ def read_run(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
             tensors = load_file(str(weights))
             return arch, {k[len("model."):]: v for k, v in tensors.items() if k.startswith("model.")}
     raise AssertionError("no checkpoint")
+
+
+def read_bundle(path: Path) -> tuple[dict, dict[str, torch.Tensor]]:
+    """(architecture record, model tensors) of a model bundle: config.json and
+    model.safetensors, whose sha256 config.json records."""
+    record = json.loads((path / "config.json").read_text())
+    weights = path / "model.safetensors"
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == record["weights_sha256"]
+    return record["architecture"], load_file(str(weights))
 
 
 def run_net(net: dict, h: torch.Tensor, w: dict[str, torch.Tensor], cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -151,16 +161,25 @@ def log_weights(arch: dict, w: dict, x: torch.Tensor, k: int) -> tuple[torch.Ten
 # --- the test ----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("where", ["run", "bundle"])
 @pytest.mark.parametrize("preset", ["vae-cnn", "hvae", "vampprior"])
-def test_a_run_directory_rebuilds_without_vaelab(preset, tmp_path, data_dir):
+def test_a_run_directory_rebuilds_without_vaelab(preset, where, tmp_path, data_dir):
+    """From a run directory, and from its bundle (`vaelab export`) after the run directory
+    is gone."""
     cfg = load_config(preset=preset, overrides={
         "data.train_limit": 200, "data.test_limit": 50, "train.epochs": 1, "train.batch_size": 50,
         "train.device": "cpu", "model.pseudo_inputs": 20})
     train_run(cfg, tmp_path / "run", data_dir, progress=False)
-    arch, w = read_run(tmp_path / "run")
-    assert arch["model"] == cfg.model.kind
-    model = load_trained(tmp_path / "run")  # vaelab's own reading, in eval mode
     x = load_dataset(cfg.data, data_dir).test.x[:8]  # (8, D) binarised test images
+    if where == "bundle":
+        export_bundle(tmp_path / "run", tmp_path / "bundle")
+        shutil.rmtree(tmp_path / "run")
+        arch, w = read_bundle(tmp_path / "bundle")
+        model = load_trained(tmp_path / "bundle")
+    else:
+        arch, w = read_run(tmp_path / "run")
+        model = load_trained(tmp_path / "run")  # vaelab's own reading, in eval mode
+    assert arch["model"] == cfg.model.kind
     k = 16
 
     torch.manual_seed(7)

@@ -1,6 +1,7 @@
 """Tiny experiment files for sweep tests (seconds, not minutes)."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 
@@ -22,7 +23,7 @@ def experiment_yaml(runs: str, smoke: str = "{data.train_limit: 300, data.test_l
 
 @pytest.fixture
 def write_experiment(tmp_path):
-    def write(name: str = "tiny.yaml", **kw) -> "Path":  # noqa: F821
+    def write(name: str = "tiny.yaml", **kw) -> Path:
         path = tmp_path / name
         path.write_text(experiment_yaml(**kw))
         return path

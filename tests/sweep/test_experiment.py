@@ -1,4 +1,4 @@
-"""Experiment files -> runs: combinators, layering, effort presets, stable ids, errors."""
+"""Experiment files -> runs: combinators, layering, efforts, stable ids, errors."""
 
 import hashlib
 import json
@@ -7,10 +7,11 @@ import sys
 
 import pytest
 
-from vaelab.config import RunConfig
+from vaelab.config import RunConfig, read_yaml
+from vaelab.efforts import EFFORTS
 from vaelab.errors import ConfigError
-from vaelab.sweep.experiment import (EFFORTS, chain, expand, experiment_names, fixed, load_experiment, product,
-                                     run_id, sweep, zip_)
+from vaelab.sweep.experiment import (chain, expand, experiment_names, find_experiment, fixed, load_experiment,
+                                     product, run_id, sweep, zip_)
 
 STUDY_MODELS = ["vae", "vae-tuned", "vae-cnn", "iwae", "dvae", "beta-vae", "cvae"]
 
@@ -60,6 +61,8 @@ def test_bad_nodes(node, match):
 
 def test_shipped_experiments_load_at_every_effort():
     assert {"table1", "frey", "standard"} <= set(experiment_names())
+    for name in experiment_names():  # the efforts the command line lists are exactly theirs, in order
+        assert list(read_yaml(find_experiment(name))["efforts"]) == list(EFFORTS), name
     for name in ("table1", "frey", "standard"):
         for effort in EFFORTS:
             exp = load_experiment(name, effort)
@@ -154,7 +157,7 @@ def test_duplicate_points_run_once(tmp_path):
 @pytest.mark.parametrize("text, match", [
     ("runs: {sweep: {model.latent: [3]}}\nefforts: {smoke: {}}\ncolour: red\n", "unknown top-level key"),
     ("efforts: {smoke: {}}\n", "no 'runs' grid"),
-    ("runs: {sweep: {model.latent: [3]}}\nefforts: {quick: {}}\n", "no effort preset 'smoke'"),
+    ("runs: {sweep: {model.latent: [3]}}\nefforts: {quick: {}}\n", "no effort 'smoke'"),
     ("runs: {sweep: {model.latnet: [3]}}\nefforts: {smoke: {}}\n", "run 1 .*unknown config key 'model.latnet'"),
     ("runs: {sweep: {model.latent: [3, -1]}}\nefforts: {smoke: {}}\n", "run 2 .*model.latent"),
     ("runs: {sweep: {preset: [nope]}}\nefforts: {smoke: {}}\n", "unknown model preset 'nope'"),

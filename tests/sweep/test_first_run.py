@@ -1,4 +1,4 @@
-"""The first hour as a user (issue 12): the offline first run and the rerun once the data
+"""The first hour as a user: the offline first run and the rerun once the data
 variable is set; failures of the environment retried on the next start; experiment files
 that would write outside sweeps/; Ctrl-C during a sweep."""
 

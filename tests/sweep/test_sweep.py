@@ -67,7 +67,7 @@ def test_cli_usage_errors_exit_2(tmp_path, capsys):
     assert main(["sweep", "no-such-experiment", "--out", str(tmp_path / "x")]) == 2
     assert "unknown experiment" in capsys.readouterr().err
     assert main(["sweep", "frey", "--effort", "huge", "--out", str(tmp_path / "x")]) == 2
-    assert "no effort preset 'huge'" in capsys.readouterr().err
+    assert "no effort 'huge'" in capsys.readouterr().err
     assert main(["sweep", "frey", "--effort", "smoke", "--executor", "slurm", "--out", str(tmp_path / "x")]) == 2
     assert "unknown executor 'slurm'" in capsys.readouterr().err
     assert main(["sweep", "frey", "--effort", "smoke", "--workers", "0", "--out", str(tmp_path / "x")]) == 2

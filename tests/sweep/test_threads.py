@@ -1,4 +1,4 @@
-"""A sweep never runs more torch threads than cores in total (issue #13)."""
+"""A sweep never runs more torch threads than cores in total."""
 
 from __future__ import annotations
 

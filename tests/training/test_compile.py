@@ -1,4 +1,4 @@
-"""train.compile (issue #13): the compiled step trains the same model as the eager one up
+"""train.compile: the compiled step trains the same model as the eager one up
 to float rounding, and a failure to compile falls back to eager training, bit for bit."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Speed must not change results (issue #6).
+"""Speed must not change results.
 
 The optimised paths (the trainer's epoch-at-once binarisation and sliced batches, fused
 optimiser kernels, the cache-blocked Bernoulli log-likelihood used by the IS evaluation)

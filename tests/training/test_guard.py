@@ -7,7 +7,6 @@ import math
 import pytest
 
 from vaelab.config import RunConfig
-from vaelab.data import load_dataset
 from vaelab.errors import TrainingDiverged
 from vaelab.training import train_run
 from vaelab.runs.checkpoint import list_checkpoints, load_latest

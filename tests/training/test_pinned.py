@@ -1,9 +1,9 @@
 """Training is pinned: a refactor must not change what the same seed trains.
 
-The numbers were made by the code before issue 11's redesign (commit 7d4a413) and by the
-code after it, identically (on the CPU, torch 2.13.0, one thread).  A change of the random
-stream, of the order of the draws or of the maths moves them by far more than rounding
-on another CPU would, so a failure here means behaviour changed: say why in the commit."""
+The numbers below are what this code trains on the CPU with torch 2.13.0 and one thread.
+A change of the random stream, of the order of the draws or of the maths moves them by far
+more than rounding on another CPU would, so a failure here means behaviour changed: say
+why in the commit."""
 
 import pytest
 from safetensors.torch import load_file
@@ -11,7 +11,7 @@ from safetensors.torch import load_file
 from vaelab.config import load_config
 from vaelab.training import train_run
 
-# parameter -> (sum of |w|, sum of w) after 2 epochs, from the original code
+# parameter -> (sum of |w|, sum of w) after 2 epochs
 PINNED = {
     "decoder.net.0.bias": (1.2141259064665064, -0.02710236527491361),
     "decoder.net.0.weight": (45.37716098205419, -0.35033442004350945),

@@ -1,4 +1,4 @@
-"""train.valid_every / train.valid_limit (issue #13): the per-epoch validation ELBO can be
+"""train.valid_every / train.valid_limit: the per-epoch validation ELBO can be
 thinned out and shrunk without touching training; the defaults change nothing."""
 
 from __future__ import annotations

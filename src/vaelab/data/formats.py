@@ -288,7 +288,8 @@ def fingerprint(path: str | os.PathLike) -> str:
 
 
 @functools.lru_cache(maxsize=2)
-def _read_cached(resolved: str, size_mtime: tuple[int, int]) -> tuple[Grey, str, str]:
+def _read_cached(resolved: str, stamp: tuple[int, int]) -> tuple[Grey, str, str]:
+    """The data at ``resolved``, read once per process while its size and mtime stay."""
     path = Path(resolved)
     fmt = find_format(path)
     grey, sha = FORMATS.get(fmt).read(path)
@@ -303,10 +304,11 @@ def _stamp(path: Path) -> tuple[int, int]:
     return st.st_size, st.st_mtime_ns
 
 
-def _holdout(x: torch.Tensor, y: torch.Tensor | None) -> tuple[Split, Split]:
+def _holdout(path: Path, x: torch.Tensor, y: torch.Tensor | None) -> tuple[Split, Split]:
     n = len(x)
     if n < 2:
-        raise DataError(f"x_train holds {n} image(s): too few to hold some out for validation; add x_valid")
+        _fail(path, f"the training split holds {n} image(s): too few to hold some out for validation; "
+                    f"add a validation split (x_valid, or a valid/ folder)")
     n_valid = max(1, int(round(n * HOLDOUT_FRACTION)))
     order = torch.randperm(n, generator=torch.Generator().manual_seed(HOLDOUT_SEED))
     valid_idx, train_idx = order[:n_valid].sort().values, order[n_valid:].sort().values
@@ -319,10 +321,9 @@ def load_path(cfg, *, binary: bool | None = None) -> Dataset:
     needs {0, 1} pixels (True: grey data is binarised by ``cfg.binarize``), or None for
     ``model.likelihood: auto`` (the data as it is; Bernoulli if it is binary)."""
     path = Path(cfg.dataset).expanduser()
+    find_format(path)  # one line if it is missing or of no known format
     try:
         grey, sha, fmt = _read_cached(str(path.resolve()), _stamp(path))
-    except FileNotFoundError:
-        grey, sha, fmt = _read_cached(str(path), (0, 0))  # find_format raises the one-line error
     except OSError as err:
         raise DataError(f"dataset {path}: cannot be read ({err.strerror or err})") from None
     note = None
@@ -337,7 +338,7 @@ def load_path(cfg, *, binary: bool | None = None) -> Dataset:
         return Split(grey.x[name], labels)
 
     if grey.x["valid"] is None:
-        train, valid = _holdout(grey.x["train"], grey.y["train"])
+        train, valid = _holdout(path, grey.x["train"], grey.y["train"])
         note = (f"{path.name} has no validation split: {len(valid.x)} of its {len(grey.x['train'])} training images "
                 f"({HOLDOUT_FRACTION:.0%}, a permutation under seed {HOLDOUT_SEED}) are held out as one")
     else:

@@ -144,6 +144,13 @@ class VAE(nn.Module):
         a model the ordinary way."""
         return self.log_weights(x, k, y, x_in)
 
+    @classmethod
+    def notes(cls, cfg: ModelConfig) -> list[str]:
+        """What a reader of this model's test numbers needs beside them, one sentence each,
+        from its config (a report marks the rows they concern and prints them under the
+        table).  A one-layer VAE needs none."""
+        return []
+
     # --- the run directory's description ----------------------------------------------
     # ModelConfig keys every model reads; a part adds its own (``config_keys``).
     CONFIG_KEYS = ("kind", "arch", "latent", "likelihood", "prior", "init", "output_bias")

@@ -15,6 +15,11 @@ from .base import VAE
 
 
 class CVAE(VAE):
+    @classmethod
+    def notes(cls, cfg) -> list[str]:
+        return ["Its numbers bound log p(x | y): both nets are given the digit's label, which the latent then "
+                "need not encode, so they sit above an unconditional model's log p(x)."]
+
     @property
     def cond_dim(self) -> int:
         if self.info.num_classes <= 0:

@@ -38,6 +38,11 @@ class HierarchicalVAE(VAE):
 
     CONFIG_KEYS = VAE.CONFIG_KEYS + ("inner_latent", "inner_hidden", "activation")  # activation: the z1<->z2 MLPs
 
+    @classmethod
+    def notes(cls, cfg) -> list[str]:
+        return [f"Two stochastic layers: N_z (model.latent) counts the top latent z2 only, under which a "
+                f"{cfg.inner_latent}-unit z1 sits next to x, so a small N_z limits it far less than a one-layer VAE."]
+
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         z1, z2 = self.cfg.inner_latent, self.cfg.latent

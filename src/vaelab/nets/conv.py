@@ -222,9 +222,10 @@ class ConvArchitecture:
 
     @staticmethod
     def default_init(cfg) -> str:
-        """``model.init: auto``: PyTorch's own start, measured best for the batch-normalised
-        conv net (the README's "How the models start")."""
+        """``model.init: auto``: PyTorch's own start, whose smaller weights suit the batch-normalised
+        conv net at the study's learning rate (docs/initialisation.md compares the schemes)."""
         return "torch"
+
     @staticmethod
     def encoder(cfg, image_shape, out_dim: int, cond_dim: int = 0) -> nn.Module:
         return ConvEncoder(image_shape, out_dim, cond_dim)

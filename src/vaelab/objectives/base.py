@@ -23,6 +23,18 @@ class Objective:
     def __init__(self, cfg: ObjectiveConfig):
         self.cfg = cfg
 
+    @classmethod
+    def notes(cls, cfg: ObjectiveConfig) -> list[str]:
+        """What a reader of a model's test numbers needs to know about how it was trained, one
+        sentence each, from the config (see :meth:`vaelab.models.VAE.notes`).  Evaluation is
+        always on clean data at beta = 1, so a corrupted input or a weighted KL in training
+        says why a model's numbers differ from a plain ELBO-trained one's."""
+        if cfg.noise == "none" or cfg.noise_level == 0.0:
+            return []
+        return [f"Trained on inputs with {cfg.noise} noise (level {cfg.noise_level:g}) and tested on clean ones "
+                f"(the denoising bound, Im et al. 2017): its numbers bound the same log p(x) as a clean-trained "
+                f"model's."]
+
     def encoder_input(self, x: torch.Tensor) -> torch.Tensor | None:
         if self.cfg.noise == "none" or self.cfg.noise_level == 0.0:
             return None

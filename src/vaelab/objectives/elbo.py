@@ -18,6 +18,15 @@ from .base import Objective
 
 class ELBO(Objective):
     closed_form_kl = True
+
+    @classmethod
+    def notes(cls, cfg) -> list[str]:
+        out = super().notes(cfg)
+        if cfg.beta != 1.0:
+            out.append(f"Trained on E[log p(x|z)] - {cfg.beta:g} × KL (the β-VAE, Higgins et al. 2017) and tested on "
+                       f"the true ELBO (β = 1): its numbers are not those of the objective it maximised.")
+        return out
+
     def beta_at(self, progress: float) -> float:
         if self.cfg.warmup_epochs <= 0:
             return self.cfg.beta

@@ -21,6 +21,12 @@ def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
 
 
 class IWAE(Objective):
+    @classmethod
+    def notes(cls, cfg) -> list[str]:
+        return super().notes(cfg) + [
+            f"Trained on the importance-weighted bound with k = {cfg.k} (Burda et al. 2015), not the ELBO: its "
+            f"ELBO lies further under its log p(x) than an ELBO-trained model's, by design."]
+
     def __call__(self, model, x, y=None, progress: float = 1.0) -> dict[str, torch.Tensor]:
         lw = model.log_weights(x, self.cfg.k, y, x_in=self.encoder_input(x))
         log_w = lw.log_w  # (k, B)

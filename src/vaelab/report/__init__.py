@@ -6,8 +6,10 @@ checkpoints for the images), and writes::
 
     REPORT/index.html        every table and figure, each captioned with its protocol
     REPORT/NAME.md, .csv     one pair per table of each experiment's report spec
-    REPORT/runs.csv          every run of the sweep: id, experiment, status, metrics, timings
+    REPORT/runs.csv          every run of the sweep: id, experiment, status, metrics (sample quality
+                             too), timings
     REPORT/figures/*.png     the figures
+    REPORT/records/          the evidence behind every finished run shown (records.py)
 
 Several sweep directories make one report over all their runs (the same experiment run in
 parts, say some cells on a GPU and the rest on a laptop).  Runs are taken in the order the
@@ -17,6 +19,10 @@ table notes the runs it left out; runs.csv names every run's directory).  The fi
 then show only the runs the tables show.  A figure drawn from models whose weights stayed
 on the machine that trained them (a sweep back from a GPU machine) is taken from that
 sweep's own report when it shows exactly the same runs, and its caption says so.
+
+A report directory can stand in for a sweep directory: its run records (:mod:`.records`)
+are loaded as the sweeps that trained them would give them, so a table assembled from
+sweeps of several machines is rebuilt, and extended by a new sweep, from its own files.
 """
 
 from __future__ import annotations
@@ -24,6 +30,7 @@ from __future__ import annotations
 import csv
 import io
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -34,28 +41,33 @@ from ..runs import report_path, run_label, store_path
 from ..store import RunRow, Store
 from .figures import Context, FigureSkipped, draw
 from .html import FigureEntry, Section, render
+from .records import has_records, load_records, write_records
 from .spec import matches, validate_report_spec
 from .tables import build_table, protocol_text, to_csv, to_markdown
 
 __all__ = ["build_report", "validate_report_spec"]
 
 
-def _runs_csv(experiments: Sequence[tuple[str, Sequence[RunRow]]], sweep_of: dict[str, Path]) -> str:
+def _runs_csv(experiments: Sequence[tuple[str, Sequence[RunRow]]], origin: dict[str, str]) -> str:
     buf = io.StringIO()
     fields = ["experiment", "run_id", "name", "dataset", "latent", "status", "elbo", "log_likelihood", "k",
-              "test_images", "epochs", "train_seconds", "eval_seconds", "wall_seconds", "attempts", "error", "sweep"]
+              "test_images", "epochs", "train_seconds", "eval_seconds", "wall_seconds", "attempts", "error", "sweep",
+              "fd", "precision", "recall", "label_accuracy", "fd_reconstruction"]
     w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
     w.writeheader()
     for name, runs in experiments:
         for r in runs:
             m = r.metrics or {}
+            q = m.get("quality") or {}  # sample quality, where the sweep scored it
             w.writerow({"experiment": name, "run_id": r.id, "name": r.config.get("name"),
                         "dataset": r.config["data"]["dataset"], "latent": r.config["model"]["latent"],
                         "status": r.status, "elbo": m.get("elbo", ""), "log_likelihood": m.get("log_likelihood", ""),
                         "k": m.get("k", ""), "test_images": m.get("n", ""), "epochs": r.epochs or "",
                         "train_seconds": r.train_seconds or "", "eval_seconds": r.eval_seconds or "",
                         "wall_seconds": r.wall_seconds or "", "attempts": r.attempts, "error": r.error or "",
-                        "sweep": sweep_of[r.id].as_posix()})
+                        "sweep": origin[r.id],
+                        **{k: "" if q.get(k) is None else q[k] for k in ("fd", "precision", "recall", "label_accuracy",
+                                                                       "fd_reconstruction")}})
     return buf.getvalue()
 
 
@@ -76,19 +88,29 @@ def _gather(stores: Sequence[tuple[Path, Store]]) -> tuple[list[tuple[dict, list
 
 def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Path | None = None,
                  data_dir: str | Path | None = None, progress: bool = True) -> Path:
-    """Write the report of one sweep directory, or of several together (the module's
-    docstring says how); returns the path of index.html.  The default report directory is
-    the first sweep's."""
+    """Write the report of one sweep directory, or of several together, each a sweep
+    directory or a report directory with run records (the module's docstring says how);
+    returns the path of index.html.  The default report directory is the first sweep's."""
     sweep_dirs = [Path(sweep_dir)] if isinstance(sweep_dir, (str, Path)) else [Path(d) for d in sweep_dir]
     if not sweep_dirs:
         raise ValueError("build_report needs at least one sweep directory")
     stores: list[tuple[Path, Store]] = []
-    try:  # every store opens before anything is written
-        for d in sweep_dirs:
+    scratch = tempfile.TemporaryDirectory(prefix="vaelab-records-")
+    origin: dict[str, str] = {}  # run id -> the sweep it was trained in, for runs.csv and the records
+    shown_as: dict[Path, Path] = {}  # a loaded report's temporary sweep directory -> the report
+    try:  # every store opens (and every record is read) before anything is written
+        for i, d in enumerate(sweep_dirs):
+            if not store_path(d).exists() and has_records(d):
+                into = Path(scratch.name) / str(i)
+                for rid, sweep in load_records(d, into).items():
+                    origin.setdefault(rid, sweep)
+                shown_as[into] = d
+                d = into
             stores.append((d, Store(store_path(d), create=False)))
     except BaseException:
         for _, store in stores:
             store.close()
+        scratch.cleanup()
         raise
     out = Path(out_dir) if out_dir is not None else report_path(sweep_dirs[0])
     fig_dir = out / "figures"
@@ -104,6 +126,9 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
 
     try:
         experiments, sweep_of = _gather(stores)
+        for rid, d in sweep_of.items():
+            origin.setdefault(rid, d.as_posix())
+        shown_runs = []
         for exp, runs in experiments:
             spec = exp["spec"]
             report = spec.get("report") or {}
@@ -130,7 +155,7 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
                 shown = {cell.run.id for table, _, _ in section.tables for cell in table.cells.values()
                          if cell.run is not None}
                 runs = [r for r in runs if r.id in shown]
-            ctx = Context(sweep_dirs[0], fig_dir, data_dir, labels, runs=loaded_runs, references=references,
+            ctx = Context(stores[0][0], fig_dir, data_dir, labels, runs=loaded_runs, references=references,
                           sweep_of=sweep_of, stores=dict(stores))
             for fspec in report.get("figures") or []:
                 chosen = [r for r in runs if matches(r.config, fspec.get("select"))]
@@ -142,7 +167,8 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
                     entry.paths = [p.relative_to(out).as_posix() for p in paths]
                     home = next((ctx.drawn_by[p] for p in paths if p in ctx.drawn_by), None)
                     if home is not None:
-                        entry.source = (f"Drawn by the report of {home.name}, the sweep that trained these runs "
+                        home = shown_as.get(home, home)
+                        entry.source = (f"Drawn by the report of {home.name}, which holds these runs "
                                         f"(their weights are not here).")
                     say(f"report: {exp['name']}: {'took' if home else 'drew'} {', '.join(entry.paths)}"
                         + (f" from {home}" if home else ""))
@@ -151,15 +177,18 @@ def build_report(sweep_dir: str | Path | Sequence[str | Path], out_dir: str | Pa
                     say(f"report: {exp['name']}: figure {fspec['name']} not drawn: {why}")
                 section.figures.append(entry)
             sections.append(section)
-        atomic_write_text(out / "runs.csv", _runs_csv([(exp["name"], runs) for exp, runs in experiments], sweep_of))
+            shown_runs.append((exp, runs))
+        atomic_write_text(out / "runs.csv", _runs_csv([(exp["name"], runs) for exp, runs in experiments], origin))
+        write_records(out, shown_runs, sweep_of, origin)
     finally:
         for _, store in stores:
             store.close()
+        scratch.cleanup()
     for stale in fig_dir.glob("*.png"):  # figures of an earlier report that this one did not draw
         if stale not in written:
             stale.unlink(missing_ok=True)
     meta = (f"Built by vaelab {__version__} on {time.strftime('%Y-%m-%d %H:%M')} from "
-            f"{', '.join(str(store_path(d)) for d in sweep_dirs)} (stored results and run directories only). Every number is in nats "
+            f"{', '.join(str(d) for d in sweep_dirs)} (stored results, run records and run directories only). Every number is in nats "
             f"per image, higher is better. All runs: runs.csv.")
     index = out / "index.html"
     atomic_write_text(index, render("vaelab report: " + ", ".join(s.title for s in sections)

@@ -188,6 +188,21 @@ def json_key(v: Any) -> Any:
     return tuple(v) if isinstance(v, list) else v
 
 
+def _quality(run: RunRow) -> dict[str, Any]:
+    """The run's stored sample-quality record ({} where none)."""
+    return (run.metrics or {}).get("quality") or {}
+
+
+def fd_text(run: RunRow) -> str:
+    """`` · FD 12.3`` for a row label, where the run stored a sample-quality score (a
+    conditional model's is over samples of every class, whatever the row shows)."""
+    q = _quality(run)
+    fd = q.get("fd")
+    if not isinstance(fd, (int, float)):
+        return ""
+    return f" · FD {fd:.1f}" + (" (all classes)" if q.get("conditional") else "")
+
+
 def rows_figure(rows: Sequence[tuple[str, torch.Tensor]], image_shape: tuple[int, int, int], path: Path,
                 scale: float = 1.0) -> Path:
     """One labelled strip of images per row: [(label, (n, D) images in [0, 1])]."""
@@ -210,10 +225,18 @@ def rows_figure(rows: Sequence[tuple[str, torch.Tensor]], image_shape: tuple[int
 # --- figure kinds --------------------------------------------------------------------------
 
 
+CURVE_ZOOM = 3.0  # a long curve's y axis leaves out its first epochs when they span this many times the rest
+
+
 def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """ELBO per epoch, validation solid and training dashed; a panel per ``panels`` value
     (default the latent size), a line per ``lines`` value (default the run's name)."""
     chosen = select_done(spec, runs)
+    if all((r.epochs or 0) <= 1 for r in chosen):  # one point per line: nothing to follow
+        raise FigureSkipped("every run trained a single epoch at this effort, and a learning curve needs two "
+                            "or more")
+    if not any(read_metrics(ctx.run_path(r)) for r in chosen):
+        raise FigureSkipped(f"no learning curve of its {len(chosen)} runs is here")
     panel_key, line_key = spec.get("panels", "model.latent"), spec.get("lines", "name")
     panels: dict[Any, list[RunRow]] = {}
     for r in chosen:
@@ -222,7 +245,7 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     keys = sorted(panels, key=lambda v: (order.index(v) if v in order else len(order), isinstance(v, str), v))
     ncol = min(len(keys), 5)
     nrow = math.ceil(len(keys) / ncol)
-    fig = _figure(max(6.0, 3.4 * ncol + 0.4), 2.9 * nrow + 0.6)
+    fig = _figure(max(7.5, 3.4 * ncol + 0.4), (4.2 if ncol == 1 else 2.9) * nrow + 0.6)
     colors = matplotlib.colormaps["tab10"].colors
     wanted = (spec.get("select") or {}).get(line_key)
     order = [json_key(v) for v in wanted] if isinstance(wanted, list) else []
@@ -238,7 +261,8 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
 
     for i, pk in enumerate(keys):
         ax = fig.add_subplot(nrow, ncol, i + 1)
-        late: list[float] = []  # values after the first tenth of training, to set the y range
+        every: list[float] = []
+        late: list[float] = []  # values after the first tenth of training
         floors: list[float] = []  # each run's own low end of those, so no run's curve is cut off
         last_epoch = 1
         for r in sorted(panels[pk], key=lambda r: line_values.index(json_key(lookup(r.config, line_key)))):
@@ -255,13 +279,17 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
             ax.plot(ep, [row["train_elbo"] for row in m], color=color, ls="--", marker=marker, ms=5,
                     mfc="white", alpha=0.8)
             skip = len(m) // 10
+            every += [row[k] for row in m for k in ("valid_elbo", "train_elbo") if row[k] is not None]
             mine = [row[k] for row in m[skip:] for k in ("valid_elbo", "train_elbo") if row[k] is not None]
             late += mine
             if mine:
                 floors.append(float(np.percentile(mine, 2)))
-        if len(late) > 40:  # long runs: the first epochs' steep climb would flatten the rest
-            lo, hi = min(floors), float(max(late))
-            ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+        if len(late) > 40:
+            lo, hi, bottom = min(floors), float(max(late)), float(min(every))
+            if hi - bottom > CURVE_ZOOM * (hi - lo):  # the first epochs' climb would flatten the rest
+                ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
+                ax.text(0.98, 0.02, f"the first epochs start lower, from {bottom:.0f}", transform=ax.transAxes,
+                        ha="right", va="bottom", fontsize=7, color="0.3")
         ax.set_title(display(panel_key, pk), fontsize=10)
         ax.set_xlabel("epoch")
         if i % ncol == 0:
@@ -290,6 +318,9 @@ def budget(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
     chosen = [r for r in select_done(spec, runs) if r.metrics and "log_likelihood" in r.metrics]
     if not chosen:
         raise FigureSkipped("no finished run has a log-likelihood")
+    if not any(r.metrics.get("by_epoch") for r in chosen):  # one point per line: a budget shows nothing
+        raise FigureSkipped("it needs the test log-likelihood at several budgets, and these runs kept no "
+                            "checkpoint along the way (train.keep_epochs is empty at this effort)")
     names = run_labels(chosen, ctx.labels, spec.get("labels"))
     colors = matplotlib.colormaps["tab10"].colors
     fig = _figure(7.5, 4.6)
@@ -339,7 +370,8 @@ def reconstructions(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Contex
 
 def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
     """One row of n decoded prior samples per run; conditional models are asked for the
-    class ``condition`` (else the classes in turn)."""
+    class ``condition`` (else the classes in turn).  A run's stored sample quality (its
+    FD) follows its name."""
     chosen = order_rows(spec, ctx.with_models(spec, runs))
     n = int(spec.get("n", 10))
     labels = run_labels(chosen, ctx.labels, spec.get("labels"))
@@ -348,7 +380,7 @@ def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path:
     for r in chosen:
         cond = spec.get("condition") if ctx.trained(r).model.cond_dim else None
         imgs, shape = ctx.images(r, "samples", n, cond)
-        rows.append((labels[r.id] + (f" (y={cond})" if cond is not None else ""), imgs))
+        rows.append((labels[r.id] + (f" (y={cond})" if cond is not None else "") + fd_text(r), imgs))
     if len(rows) == 1 and n > 10:  # one model, many samples: a block, not a strip
         per = grid_shape(n)[1]  # no ragged last strip when n allows (30 -> 5 strips of 6)
         rows = [(rows[0][0] if i == 0 else "", rows[0][1][i:i + per]) for i in range(0, n, per)]
@@ -359,7 +391,9 @@ def samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path:
 
 
 def class_samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
-    """A conditional model asked for each class in turn: one row of n samples per class."""
+    """A conditional model asked for each class in turn: one row of n samples per class,
+    each labelled with how often the feature classifier called that class's samples so,
+    where the run stored a sample-quality score."""
     run = ctx.with_models(spec, runs)[0]
     trained = ctx.trained(run)
     info = trained.info
@@ -368,15 +402,18 @@ def class_samples(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context,
     n = int(spec.get("n", 10))
     rows = []
     shape = info.image_shape
+    called = _quality(run).get("label_accuracy_by_class") or {}
     for c in range(info.num_classes):
         imgs, shape = ctx.images(run, "samples", n, c, SEED + c)
-        rows.append((f"y = {c}", imgs))
+        hit = called.get(str(c))
+        rows.append((f"y = {c}" + (f" ({hit:.0%} called {c})" if isinstance(hit, (int, float)) else ""), imgs))
     return [rows_figure(rows, shape, path)]
 
 
 def latent_map(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
-    """Posterior means E_q[z|x] of up to n test images, coloured by their label (3-D or
-    2-D latents; the study's fig. 7)."""
+    """Posterior means E_q[z|x] of up to n test images, coloured by their label (the study's
+    fig. 7).  A 2-D latent is one scatter; a 3-D one is its three pairwise projections side
+    by side, which a page shows plainly where a 3-D scatter would hide points behind others."""
     run = ctx.with_models(spec, runs)[0]
     trained = ctx.trained(run)
     model, cfg = trained.model, trained.cfg
@@ -387,27 +424,31 @@ def latent_map(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, pa
     x, y = ds.test.x[:n].to(ctx.device), ds.test.y[:n]
     z = model.latent_means(x, y.to(ctx.device) if model.cond_dim else None).cpu().numpy()  # (n, Z)
     labels = y.numpy()
-    fig = _figure(7.0, 6.0)
-    kw: dict[str, Any] = {"projection": "3d"} if z.shape[1] == 3 else {}
-    ax = fig.add_subplot(1, 1, 1, **kw)
+    pairs = [(0, 1)] if z.shape[1] == 2 else [(0, 1), (0, 2), (1, 2)]
+    fig = _figure(4.2 * len(pairs) + 1.0, 4.4)
     cmap = matplotlib.colormaps["tab10"]
-    has_labels = (labels >= 0).any()
-    for c in (sorted(set(labels.tolist())) if has_labels else [None]):
-        idx = labels == c if c is not None else np.ones(len(labels), dtype=bool)
-        style: dict[str, Any] = {"s": 5, "alpha": 0.7, "label": str(c),
-                                 "color": cmap(int(c) % 10) if c is not None else "k"}
-        if z.shape[1] == 3:
-            style["depthshade"] = False
-        ax.scatter(*[z[idx, j] for j in range(z.shape[1])], **style)
-    ax.set_xlabel("z1")
-    ax.set_ylabel("z2")
-    if z.shape[1] == 3:
-        ax.set_zlabel("z3")
+    has_labels = bool((labels >= 0).any())
+    classes = sorted(set(labels.tolist())) if has_labels else [None]
+    for i, (a, b) in enumerate(pairs):
+        ax = fig.add_subplot(1, len(pairs), i + 1)
+        for c in classes:
+            idx = labels == c if c is not None else np.ones(len(labels), dtype=bool)
+            ax.scatter(z[idx, a], z[idx, b], s=4, alpha=0.6, label=str(c),
+                       color=cmap(int(c) % 10) if c is not None else "k", rasterized=True)
+        ax.set_xlabel(f"z{a + 1}")
+        ax.set_ylabel(f"z{b + 1}")
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.grid(alpha=0.3)
     if has_labels:
-        ax.legend(title="digit", markerscale=3, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0))
-    ax.set_title(f"{ctx.labels.get(cfg.name, cfg.name)}: E[z|x] of {len(labels)} test images", fontsize=10)
-    fig.tight_layout()
+        fig.legend(*fig.axes[0].get_legend_handles_labels(), title="digit", markerscale=3, fontsize=8,
+                   loc="center right")
+    fig.suptitle(f"{ctx.labels.get(cfg.name, cfg.name)}: E[z|x] of {len(labels)} test images"
+                 + (", each pair of latent axes" if len(pairs) > 1 else ""), fontsize=10)
+    fig.tight_layout(rect=(0, 0, 1 - 0.9 / fig.get_figwidth(), 1))
     return [save_figure(fig, path)]
+
+
+MANIFOLD_PX = 800  # a manifold's grid is drawn this many screen pixels on its longer side
 
 
 def manifold(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path]:
@@ -432,11 +473,19 @@ def manifold(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path
         imgs = model.decode_mean(zz.to(ctx.device)).cpu()
         grid = make_grid(imgs, info.image_shape, nrow=size)
         c, h, w = info.image_shape
-        fig = _figure(max(4.0, grid.shape[1] * 1.6 / DPI) + 0.8, max(4.0, grid.shape[0] * 1.6 / DPI) + 0.9)
-        ax = fig.add_axes([0.13, 0.1, 0.84, 0.82])
+        scale = max(1.0, MANIFOLD_PX / max(grid.shape[:2]))  # screen pixels per image pixel
+        gw, gh = grid.shape[1] * scale / DPI, grid.shape[0] * scale / DPI  # inches
+        fig = _figure(gw + 0.9, gh + 1.1)
+        ax = fig.add_axes([0.75 / (gw + 0.9), 0.55 / (gh + 1.1), gw / (gw + 0.9), gh / (gh + 1.1)])
         ax.imshow(grid, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         _latent_ticks(ax, u.tolist(), (w + 1, h + 1))
-        fig.suptitle(f"{labels[r.id]}: 2-D latent manifold", fontsize=10)
+        # How much the grid varies against how much the data does: a model that has learned
+        # little yet draws near-copies of the mean image, and the title says so in numbers.
+        test_x = ctx.dataset(trained).test.x
+        spread, data_spread = float(imgs.std(0).mean()), float(test_x.std(0).mean())
+        fig.suptitle(f"{labels[r.id]}: 2-D latent manifold, decoder means on a {size} x {size} grid\n"
+                     f"pixel std across the grid {spread:.3f}, across the test images {data_spread:.3f}",
+                     fontsize=10)
         target = path if len(chosen) == 1 else path.with_name(f"{path.stem}-{r.id}.png")
         out.append(save_figure(fig, target))
     if not out:
@@ -468,17 +517,15 @@ FROM_MODELS = frozenset({"reconstructions", "samples", "class_samples", "latent_
 
 
 def drawn_elsewhere(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: Path) -> list[Path] | None:
-    """The figure as the report of the sweep that trained its runs drew it, where some of
-    those runs' weights are not here (a GPU machine sends back a sweep without its weights,
-    but ``vaelab report`` ran there first).  Taken only when it shows exactly these runs:
+    """The figure as the report of the sweep that trained its runs drew it, where what it is
+    drawn from is not here: the weights of some runs (a GPU machine sends back a sweep without
+    its weights, but ``vaelab report`` ran there first), or their curves (run records).  Taken only when it shows exactly these runs:
     they all come from that one sweep, they are every finished run of that sweep the
     figure's ``select`` matches, and the image is newer than the last of them to finish.
     Otherwise None, and the figure is drawn here from the weights that are here."""
     try:
         done = select_done(spec, runs)
     except FigureSkipped:
-        return None
-    if all(ctx.has_weights(r) for r in done):
         return None
     homes = {ctx.sweep_of.get(r.id, ctx.sweep_dir) for r in done}
     if len(homes) != 1:
@@ -506,10 +553,14 @@ def draw(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context) -> list[
     fn: Callable = FIGURES.get(spec["kind"])
     path = ctx.out_dir / f"{spec['name']}.png"
     if spec["kind"] in FROM_MODELS:
-        copied = drawn_elsewhere(spec, runs, ctx, path)
+        done = [r for r in runs if r.status == "done" and matches(r.config, spec.get("select"))]
+        copied = None if all(ctx.has_weights(r) for r in done) else drawn_elsewhere(spec, runs, ctx, path)
         if copied:
             return copied
     try:
         return fn(spec, runs, ctx, path)
-    except VaelabError as err:
+    except (VaelabError, FigureSkipped) as err:
+        copied = None if spec["kind"] in FROM_MODELS else drawn_elsewhere(spec, runs, ctx, path)
+        if copied:
+            return copied
         raise FigureSkipped(str(err)) from None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .tables import Table, grids
+from .tables import Table, grids, superscript
 
 CSS = """
 body { font-family: system-ui, sans-serif; max-width: 1400px; margin: 2em auto; padding: 0 1em; color: #222; }
@@ -23,7 +23,9 @@ td.ref { color: #666; } td.pos { color: #1a7f37; } td.neg { color: #b42318; } td
   margin: 0.6em 0; max-width: 100ch; font-weight: 600; }
 figure { margin: 1.4em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption, .protocol { font-size: 0.9em; color: #444; max-width: 100ch; }
-.skipped { color: #b42318; } .meta { color: #666; font-size: 0.85em; } code { font-size: 0.9em; }
+.skipped { color: #555; font-style: italic; } .failed { color: #b42318; }
+.meta { color: #666; font-size: 0.85em; } code { font-size: 0.9em; }
+ul.footnotes { list-style: none; padding-left: 0; } ul.footnotes, ul.notes { font-size: 0.9em; max-width: 100ch; }
 """
 
 
@@ -81,7 +83,7 @@ def render(title: str, sections: list[Section], meta: str) -> str:
         c = s.counts
         out.append(f"<h2 id=\"{_e(s.name)}\">{_e(s.title)}</h2>")
         out.append(f"<p>{_e(s.description)}</p>")
-        out.append(f"<p class=\"protocol\"><b>Experiment</b> <code>{_e(s.name)}</code>, effort preset "
+        out.append(f"<p class=\"protocol\"><b>Experiment</b> <code>{_e(s.name)}</code>, effort "
                    f"<b>{_e(s.effort)}</b>: {c.get('done', 0)} of {sum(c.values())} runs done"
                    + (f", {c['failed']} failed" if c.get("failed") else "")
                    + (f", {c['queued'] + c['running']} unfinished" if c.get("queued", 0) + c.get("running", 0) else "")
@@ -93,20 +95,28 @@ def render(title: str, sections: list[Section], meta: str) -> str:
             if table.banner():
                 out.append(f"<div class=\"banner\" role=\"note\">{_e(table.banner())}</div>")
             out.append(_table_html(table))
+            if table.footnotes:
+                out.append("<ul class=\"footnotes\">" + "".join(
+                    f"<li>{superscript(i + 1)} {_e(note)}</li>" for i, note in enumerate(table.footnotes)) + "</ul>")
+            if table.quality_protocol():
+                out.append(f"<p class=\"protocol\">{_e(table.quality_protocol())}</p>")
             if table.reference:
                 ref = table.reference
                 out.append(f"<p class=\"protocol\">Reference: {_e(ref.get('source', ''))}. "
                            f"{_e(' '.join(str(ref.get('note', '')).split()))}</p>")
+            if table.notes:
+                out.append("<ul class=\"notes\">" + "".join(f"<li>{_e(n)}</li>" for n in table.notes) + "</ul>")
         for f in s.figures:
             if f.skipped:
-                out.append(f"<p class=\"skipped\">Figure <code>{_e(f.name)}</code> not drawn: {_e(f.skipped)}</p>")
+                out.append(f"<p class=\"skipped\">Figure <code>{_e(f.name)}</code> is not drawn here: "
+                           f"{_e(f.skipped)}</p>")
                 continue
             for p in f.paths:
                 out.append(f"<figure><img src=\"{_e(p)}\" alt=\"{_e(f.name)}\">"
                            f"<figcaption>{_e(f.caption)} <i>Protocol: {_e(f.protocol)}</i>"
                            + (f" {_e(f.source)}" if f.source else "") + "</figcaption></figure>")
         if s.failures:
-            out.append("<h3>Failed runs</h3><ul>" + "".join(
+            out.append("<h3>Failed runs</h3><ul class=\"failed\">" + "".join(
                 f"<li><code>{_e(rid)}</code> {_e(label)}: {_e(err)}</li>" for rid, label, err in s.failures) + "</ul>")
     out.append("</body></html>\n")
     return "\n".join(out)

@@ -18,6 +18,7 @@
             protocol: {epochs: 100, test_images: 10000}  # how they were made; a difference from
                                                        # ours puts a banner on the table
             comparable: true                           # false: another quantity, no difference shown
+            notes: {vae: "..."}                        # a row's reference numbers need a word
       figures:
         - {name: fig1-curves, kind: curves, select: {name: [vae, vae-tuned]}, caption: "..."}
 
@@ -29,7 +30,7 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping
 
 from ..errors import ConfigError
 
@@ -44,11 +45,22 @@ FIGURE_KINDS: dict[str, set[str]] = {
     "budget": {"labels"},  # test log p(x) at the epochs of train.keep_epochs and at the end
 }
 METRICS = ("elbo", "log_likelihood")
-REFERENCE_KEYS = {"source", "metric", "note", "values", "protocol", "comparable", "expected_gap"}
-# expected_gap: {EFFORT: one sentence}: how far that effort's short budget is expected to land
-# from the reference's protocol (measured), printed in the table's banner.
-# What a reference may declare about how its numbers were made (see tables.PROTOCOL_FACTS).
-PROTOCOL_KEYS = ("epochs", "binarize", "train_images", "k", "test_images")
+REFERENCE_KEYS = {"source", "metric", "note", "notes", "values", "protocol", "comparable", "expected_gap"}
+# notes: {ROW: one sentence}: what a reader needs about the reference's numbers of one row (a
+# published number that cannot be the quantity compared), marked on that row.
+# expected_gap: {EFFORT: a sentence or two}: what to expect of that effort's budget against the
+# reference's protocol, printed in the table's banner after the differences of protocol, which
+# are read from the runs (so the banner's numbers are the runs', never typed here).
+# What a reference may declare about how its numbers were made (``reference.protocol``): each
+# fact's words and how a stored run (config and metrics) reads it.
+PROTOCOL_FACTS: dict[str, tuple[str, Callable[[Any], Any]]] = {
+    "epochs": ("epochs", lambda r: lookup(r.config, "train.epochs")),
+    "binarize": ("binarisation", lambda r: lookup(r.config, "data.binarize")),
+    "train_images": ("training images", lambda r: lookup(r.config, "data.train_limit") or "all"),
+    "k": ("k", lambda r: (r.metrics or {}).get("k") if r.metrics else lookup(r.config, "eval.k")),
+    "test_images": ("test images", lambda r: (r.metrics or {}).get("n")),
+}
+PROTOCOL_KEYS = tuple(PROTOCOL_FACTS)
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
@@ -110,6 +122,9 @@ def validate_report_spec(report: Any, path: str | Path = "experiment") -> None:
             if extra:
                 _fail(path, f"{where}.reference", f"unknown key(s) {sorted(extra)}; known: "
                                                   f"{', '.join(sorted(REFERENCE_KEYS))}")
+            row_notes = ref.get("notes", {})
+            if not isinstance(row_notes, Mapping) or not all(isinstance(v, str) for v in row_notes.values()):
+                _fail(path, f"{where}.reference.notes", "expected {ROW: one sentence}")
             gap = ref.get("expected_gap", {})
             if not isinstance(gap, Mapping) or not all(isinstance(v, str) for v in gap.values()):
                 _fail(path, f"{where}.reference.expected_gap", "expected {EFFORT: one sentence}")

@@ -14,13 +14,13 @@ checkpoint or a metrics file::
 
 from .checkpoint import (KEEP, Loaded, TrainState, checkpoint_epoch, find_checkpoint, list_checkpoints, load_latest,
                          save_checkpoint)
-from .layout import (CONFIG, EVAL, METRICS, RunDir, default_run_path, report_path, run_label, run_path,
+from .layout import (CONFIG, EVAL, METRICS, QUALITY, RunDir, default_run_path, report_path, run_label, run_path,
                      store_path)
 from .metrics import epochs_done, read_metrics, write_metrics
 from .data import check_same_data, config_dataset, data_record, run_dataset
 from .trained import TrainedRun, export_bundle, is_bundle, load_run, load_trained
 
-__all__ = ["CONFIG", "EVAL", "KEEP", "METRICS", "Loaded", "RunDir", "TrainState", "TrainedRun", "check_same_data",
+__all__ = ["CONFIG", "EVAL", "KEEP", "METRICS", "QUALITY", "Loaded", "RunDir", "TrainState", "TrainedRun", "check_same_data",
            "checkpoint_epoch", "config_dataset", "data_record", "default_run_path", "epochs_done", "export_bundle", "find_checkpoint",
            "is_bundle", "list_checkpoints", "load_latest", "load_run", "load_trained", "read_metrics", "report_path",
            "run_dataset", "run_label", "run_path", "save_checkpoint", "store_path", "write_metrics"]

@@ -9,6 +9,8 @@ A run directory::
     RUN/checkpoints/       weights, optimiser state and the commit records (checkpoint.py)
     RUN/events/            TensorBoard event files (optional)
     RUN/eval.json          written by `vaelab eval`
+    RUN/select.json        a selection stage's scores and choice (vaelab.training.select)
+    RUN/quality.json       written by `vaelab quality` (sample quality, vaelab.evaluation.quality)
     RUN/error.txt          a sweep run's traceback, when a bug stopped it
 
 A sweep directory::
@@ -37,6 +39,8 @@ from .metrics import METRICS, read_metrics, write_metrics
 
 CONFIG = "config.json"
 EVAL = "eval.json"
+SELECT = "select.json"
+QUALITY = "quality.json"
 ERROR = "error.txt"
 CHECKPOINTS = "checkpoints"
 EVENTS = "events"
@@ -106,6 +110,19 @@ class RunDir:
         checkpoint of an earlier epoch, the first n test images: ``eval[-eE]-kK[-nN].json``."""
         return self.path / ("eval" + (f"-e{epoch}" if epoch is not None else "") + f"-k{k}"
                             + (f"-n{n}" if n is not None else "") + ".json")
+
+    @property
+    def select_file(self) -> Path:
+        return self.path / SELECT
+
+    @property
+    def quality_file(self) -> Path:
+        return self.path / QUALITY
+
+    def other_quality_file(self, n: int, epoch: int | None = None) -> Path:
+        """Where a sample-quality score other than the run's own protocol is kept (another
+        number of images, an earlier epoch's checkpoint): ``quality[-eE]-nN.json``."""
+        return self.path / ("quality" + (f"-e{epoch}" if epoch is not None else "") + f"-n{n}.json")
 
     @property
     def error_file(self) -> Path:

@@ -70,7 +70,7 @@ def threads_per_worker(workers: int, cores: int) -> int:
     """Torch threads for each of ``workers`` workers on ``cores`` cores: their share of the
     cores, so that workers x threads <= cores (1 each when there are more workers than
     cores).  On a busy 2-core machine oversubscription is what makes a step many times
-    slower (issue #13)."""
+    slower."""
     return max(1, cores // max(1, workers))
 
 

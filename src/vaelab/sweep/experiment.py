@@ -9,7 +9,7 @@ An experiment file (``configs/experiments/*.yaml``)::
       product:
         - sweep: {preset: [vae, vae-tuned, cvae]}
         - sweep: {model.latent: [3, 5, 10, 20, 200]}
-    efforts:                                             # presets of effort: dotted overrides
+    efforts:                                             # how much compute: dotted overrides
       smoke: {data.train_limit: 1000, train.epochs: 1, eval.k: 20}
       paper: {eval.k: 5000}
     report: {tables: [...], figures: [...]}              # see vaelab.report
@@ -52,7 +52,6 @@ TOP_KEYS = ("name", "description", "base", "runs", "efforts", "report")
 # An experiment's name and effort become a directory (sweeps/NAME-EFFORT): a file from a
 # colleague must not write where it likes, so no path separators, no '..', no dotfiles.
 SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-EFFORTS = ("smoke", "demo", "quick", "paper")  # every shipped experiment defines these
 # An effort may also name ``grid: {KEY: [values]}``: it then keeps only the grid's runs whose
 # resolved config has one of those values (the ``demo`` effort runs two latent sizes); and
 # ``by_name: {NAME: {KEY: value}}``: overrides for the runs of one model (config ``name``),
@@ -264,7 +263,7 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
     efforts = _mapping(data, "efforts", path)
     if effort not in efforts:
         known = ", ".join(efforts) or "none"
-        raise ConfigError(f"{path}: no effort preset {effort!r}; this experiment defines: {known}")
+        raise ConfigError(f"{path}: no effort {effort!r}; this experiment defines: {known}")
     effort_spec = efforts[effort] or {}
     if not isinstance(effort_spec, Mapping):
         raise ConfigError(f"{path}: efforts.{effort} must be a mapping of KEY: value overrides")

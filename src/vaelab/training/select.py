@@ -23,8 +23,9 @@ from ..config import RunConfig
 from ..errors import CheckpointError, TrainingDiverged
 from ..io import atomic_write_json
 from ..runs import TrainState
+from ..runs.layout import SELECT
 
-RECORD = "select.json"
+RECORD = SELECT
 SELECT_DIR = "select"
 # train(config, run_dir) -> final state; the caller binds data, progress and resume.
 TrainFn = Callable[[RunConfig, Path], TrainState]
