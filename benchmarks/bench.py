@@ -1,4 +1,4 @@
-"""vaelab's speed benchmark (issue #6): one command, one process tree, one table.
+"""vaelab's speed benchmark: one command, one process tree, one table.
 
     python benchmarks/bench.py            # full run: ~5 minutes on 2 idle CPU cores
     python benchmarks/bench.py --quick    # ~1.5 minutes: fewer images, extrapolated
@@ -61,10 +61,10 @@ MODES = {
 # "@1": the same workload pinned to one torch thread (a second column of the machine's
 # limits: small GEMMs scale badly to two threads, and two 1-thread runs side by side is
 # how a 2-core laptop runs a sweep).
-# Ablations ("-foreach", "-unblocked"): vaelab with one optimisation of issue #6 undone.
+# Ablations ("-foreach", "-unblocked"): vaelab with one of its optimisations undone.
 # "pair": two 1-thread MLP VAE runs at once, each in its own process (vaelab@1 and a twin),
 # which is how a sweep uses a 2-core machine (sweep executors pin cores // workers threads).
-# "-compiled": the same with train.compile (issue #13); "is-cnn", "is-iwae": the IS evaluation of
+# "-compiled": the same with train.compile; "is-cnn", "is-iwae": the IS evaluation of
 # the CNN VAE and of the two-layer model, for the Table 1 estimate.
 ORDER = ["gemm", "vaelab", "plain", "fit", "iwae", "cnn", "is", "gemm@1", "vaelab@1", "pair", "vaelab-compiled",
          "iwae-compiled", "cnn-compiled", "is-cnn", "is-iwae", "vaelab-foreach", "is-unblocked"]
@@ -73,16 +73,16 @@ TARGETS = {
     "mlp_vs_ceiling": 0.60,
     "mlp1_vs_ceiling1": 0.60,
     "plain_vs_vaelab": 2.0,
-    "is_vs_ceiling": 0.75,  # issue #13 (was 0.60 in #6)
+    "is_vs_ceiling": 0.75,
     "iwae_vs_predicted": 1.3,
-    # issue #13: the best setting vaelab offers (eager or train.compile), vs the GEMM ceiling
+    # the best setting vaelab offers (eager or train.compile), vs the GEMM ceiling
     "mlp_best_vs_ceiling": 0.60,
     "cnn_best_vs_ceiling": 0.60,
     "iwae_best_vs_ceiling": 0.75,
     "table1_hours": 12.0,
 }
 
-# Table 1 at the study's protocol (issue #13): 7 models x 5 latent sizes, 100 epochs each,
+# Table 1 at the study's protocol: 7 models x 5 latent sizes, 100 epochs each,
 # then the IS log-likelihood (k=5000) on the 10k test images.  Five of the seven are the
 # MLP VAE's shape (vae, vae-tuned, dvae, beta-vae, cvae), one the CNN VAE, one the IWAE.
 TABLE1 = {"mlp_runs": 25, "cnn_runs": 5, "iwae_runs": 5, "epochs": 100}
@@ -497,7 +497,7 @@ def render(run: dict[str, Any], s: dict[str, Any], mode_name: str) -> str:
                  f"{TABLE1['epochs']} epochs + IS k=5000 on 10k images each, from the rows above | "
                  f"**{est['sweep_h']:.1f} h** | | | | | | |")
     if "vaelab-foreach" in s or "is-unblocked" in s:
-        L.append("| | *ablations: one change of issue #6 undone* | | | | | | | | |")
+        L.append("| | *ablations: one optimisation undone* | | | | | | | | |")
     row("A1", "vaelab-foreach", "vaelab MLP VAE with the foreach optimiser (before: no fused kernel)")
     row("A2", "is-unblocked", "IS k=5000 with the log-likelihood evaluated whole (before: no blocking)")
     L.append("")
@@ -531,8 +531,8 @@ def render(run: dict[str, Any], s: dict[str, Any], mode_name: str) -> str:
                              ("cnn_best_vs_ceiling", "CNN VAE epoch, best setting", ">= 60%"),
                              ("iwae_best_vs_ceiling", "IWAE k=50 epoch, best setting", ">= 75%")):
         if key in r:
-            target(key, f"{label} ({r[key + '_which']}), GFLOP/s vs GEMM ceiling (#13)", goal)
-    target("table1_hours", "Table 1 at the study's protocol, 2-worker sweep, hours (#13)", "<= 12 h", False)
+            target(key, f"{label} ({r[key + '_which']}), GFLOP/s vs GEMM ceiling", goal)
+    target("table1_hours", "Table 1 at the study's protocol, 2-worker sweep, hours", "<= 12 h", False)
     L.append("")
     if est:
         h = {k: v / 3600 for k, v in est.items() if k.endswith("_s")}
@@ -639,7 +639,7 @@ def write_section(path: Path, mode_name: str, text: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description="vaelab speed benchmark (issue #6)")
+    ap = argparse.ArgumentParser(description="vaelab speed benchmark")
     ap.add_argument("--quick", action="store_true", help="~2 minutes: fewer images per workload, extrapolated")
     ap.add_argument("--device", default="auto", help="auto (cuda when available) | cpu | cuda | cuda:N")
     ap.add_argument("--threads", type=int, default=0, help="torch threads per worker; 0 = torch's default")

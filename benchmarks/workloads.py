@@ -266,7 +266,7 @@ class VaelabCNN(VaelabTrain):
 
 
 class Compiled:
-    """Mixin: the same workload with ``train.compile`` on (issue #13).  Compiling happens in
+    """Mixin: the same workload with ``train.compile`` on.  Compiling happens in
     setup (one step, untimed; its seconds are reported), so the timed epochs are what every
     later epoch of a run costs."""
 
@@ -424,7 +424,7 @@ class ISEvalIWAE(ISEval):
 
 
 class VaelabForeach(VaelabTrain):
-    """Ablation: the MLP VAE with the optimiser vaelab used before issue #6 (foreach
+    """Ablation: the MLP VAE with the optimiser vaelab used before (foreach
     kernels instead of fused), to show what the fused kernel buys."""
 
     def setup(self):
@@ -438,7 +438,7 @@ class VaelabForeach(VaelabTrain):
 
 class ISEvalUnblocked(ISEval):
     """Ablation: the IS evaluation with the Bernoulli log-likelihood evaluated whole, as
-    before issue #6, instead of in cache-sized blocks.  Same samples, same numbers."""
+    before, instead of in cache-sized blocks.  Same samples, same numbers."""
 
     def setup(self):
         from vaelab.distributions import likelihoods
