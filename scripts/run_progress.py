@@ -21,18 +21,16 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-from itertools import pairwise
+from itertools import accumulate, pairwise
 from pathlib import Path
+
+from vaelab.training.optim import burda_stages
 
 
 def stage_ends(epochs: int) -> list[int]:
     """Epochs at which Burda et al.'s stages end (1, 4, 13, 40, ...) up to ``epochs``."""
-    ends, total, i = [], 0, 0
-    while total < epochs:
-        total += 3 ** i
-        ends.append(min(total, epochs))
-        i += 1
-    return ends
+    ends = [end for end in accumulate(burda_stages()) if end < epochs]
+    return [*ends, epochs]
 
 
 def project(valid: dict[int, float], schedule: int) -> dict[int, float]:

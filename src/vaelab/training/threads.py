@@ -11,9 +11,8 @@ and the fastest count is kept, more threads only when they win by :data:`MARGIN`
 one: the probed step leaves out the optimiser and the validation pass, which gain more
 from a second thread, so the probe understates what more threads give a whole epoch;
 a margin of 1.25 kept the MLP VAE on one thread in some runs on an idle 2-core machine,
-at 1.7x the epoch time of two).  The probe
-changes nothing the run computes: random draws run on a forked generator, batch-norm
-statistics are put back, gradients are dropped.
+at 1.7x the epoch time of two).  The probe changes nothing the run computes: random draws
+run on a forked generator, batch-norm statistics are put back, gradients are dropped.
 
 The probe also compares the step's gradients across the counts.  Where they are equal bit
 for bit (the MLP models: their GEMMs split rows, not sums, across threads), the count can
