@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import sys
 from itertools import accumulate, pairwise
 from pathlib import Path
 
@@ -61,14 +62,23 @@ def main() -> None:
     args = ap.parse_args()
 
     run, out = Path(args.run), Path(args.out)
+    for need in ("config.json", "metrics.jsonl"):
+        if not (run / need).is_file():
+            sys.exit(f"run_progress: {run / need} not found: RUN must be a run directory (vaelab train --out RUN)")
     config = json.loads((run / "config.json").read_text())
     schedule = int(config["config"]["train"]["epochs"])
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines() if line.strip()]
     valid = {int(r["epoch"]): float(r["valid_elbo"]) for r in rows if r.get("valid_elbo") is not None}
     measured = {}
     for item in args.eval:
-        epoch, path = item.split("=", 1)
-        record = json.loads(Path(path).read_text())
+        epoch, _, path = item.partition("=")
+        if not epoch.isdigit() or not path:
+            sys.exit(f"run_progress: --eval {item!r} is not EPOCH=FILE (e.g. --eval 543=eval-543.json)")
+        try:
+            record = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as e:
+            sys.exit(f"run_progress: --eval {item}: cannot read {path} ({e.__class__.__name__}: {e}); "
+                     f"write it with `vaelab eval RUN --epoch {epoch} --json > {path}`")
         measured[int(epoch)] = {"log_likelihood": record["log_likelihood"], "sem": record.get("log_likelihood_sem"),
                                 "elbo": record.get("elbo"), "k": record.get("k"), "n": record.get("n")}
     projected = project(valid, schedule)

@@ -501,3 +501,13 @@ def test_a_report_rebuilds_from_its_own_records(report_sweep, tmp_path, data_dir
     assert table[("vae", "2")]["status"] == "done" and table[("cvae", "3")]["status"] == "done"
     kept = json.loads((first / "records" / "experiments.json").read_text())["experiments"][0]["runs"]
     assert "n3" in kept and len(kept) == 3 and len(list((first / "records").glob("*.json"))) == 4
+
+
+def test_device_column_names_the_device_a_cell_ran_on():
+    from vaelab.report.tables import device_of
+    explicit = {"train": {"device": "cuda"}}
+    auto = {"train": {"device": "auto"}}
+    assert device_of(explicit, {"device": "cpu", "torch": "2.13.0+cpu"}) == "cuda"  # the config said
+    assert device_of(auto, {"device": "cuda", "torch": "2.11.0+cu130"}) == "cuda"  # the evaluation's record
+    assert device_of(auto, {"torch": "2.13.0+cpu"}) == "cpu"  # an older record: a CPU-only build
+    assert device_of(auto, {"torch": "2.11.0+cu130"}) == "auto"  # could have been either: left as recorded

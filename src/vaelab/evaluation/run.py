@@ -119,6 +119,7 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
         # --limit; the fixed-seed binarisation depends on torch's RNG code) and torch's version
         "test_sha256": tensor_sha256(x),
         "torch": torch.__version__,
+        "device": dev.type,
     }
     if not math.isfinite(out["log_likelihood_sem"]):
         out["log_likelihood_sem"] = None  # one test image has no standard error (and JSON has no NaN)

@@ -264,6 +264,7 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
         every: list[float] = []
         late: list[float] = []  # values after the first tenth of training
         floors: list[float] = []  # each run's own low end of those, so no run's curve is cut off
+        cut = None  # the note on a zoomed axis
         last_epoch = 1
         for r in sorted(panels[pk], key=lambda r: line_values.index(json_key(lookup(r.config, line_key)))):
             lv = json_key(lookup(r.config, line_key))
@@ -288,10 +289,9 @@ def curves(spec: Mapping[str, Any], runs: Sequence[RunRow], ctx: Context, path: 
             lo, hi, bottom = min(floors), float(max(late)), float(min(every))
             if hi - bottom > CURVE_ZOOM * (hi - lo):  # the first epochs' climb would flatten the rest
                 ax.set_ylim(lo - 0.05 * (hi - lo), hi + 0.05 * (hi - lo))
-                ax.text(0.98, 0.02, f"the first epochs start lower, from {bottom:.0f}", transform=ax.transAxes,
-                        ha="right", va="bottom", fontsize=7, color="0.3")
+                cut = f"the first epochs start lower, from {bottom:.0f}"
         ax.set_title(display(panel_key, pk), fontsize=10)
-        ax.set_xlabel("epoch")
+        ax.set_xlabel("epoch" if cut is None else f"epoch\n({cut})")  # under the axes: no legend covers it
         if i % ncol == 0:
             ax.set_ylabel("ELBO (nats)")
         ax.grid(alpha=0.3)

@@ -324,6 +324,21 @@ def _flag_value(config: Mapping[str, Any], key: str) -> str:
     return str(v)
 
 
+def device_of(config: Mapping[str, Any], evaluation: Mapping[str, Any]) -> str:
+    """The device a cell's run trained on: its ``train.device``, where that is ``auto`` the
+    device its evaluation recorded (runs evaluate where they trained), and for records older
+    than that, ``cpu`` where the recorded torch is a CPU-only build (nothing else was
+    possible)."""
+    name = lookup(config, "train.device")
+    if name not in (None, "auto"):
+        return str(name)
+    if evaluation.get("device"):
+        return str(evaluation["device"])
+    if str(evaluation.get("torch", "")).endswith("+cpu"):
+        return "cpu"
+    return "" if name is None else str(name)
+
+
 def row_differences(cells: Mapping[tuple[Any, Any], Cell], rows: Sequence[Any], cols: Sequence[Any],
                     row_labels: Mapping[Any, str], col_labels: Mapping[Any, str],
                     keys: Sequence[str], column_title: str = "") -> list[str]:
@@ -542,7 +557,7 @@ def to_csv(table: Table) -> str:
                 "error": (run.error or "") if run else "",
                 "kl_estimator": _flag_value(run.config, "objective.kl") if run else "",
                 "seed": lookup(run.config, "train.seed") if run else "",
-                "device": lookup(run.config, "train.device") if run else "",
+                "device": device_of(run.config, m) if run else "",
                 "torch": m.get("torch", ""), "test_sha256": m.get("test_sha256", ""),
                 "fd": _num(cell.quality("fd")), "precision": _num(cell.quality("precision")),
                 "recall": _num(cell.quality("recall")),

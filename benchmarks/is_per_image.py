@@ -1,0 +1,45 @@
+"""Milliseconds per image of the IS evaluation (k = 5000) of a trained run (unconditional), in-process.
+
+    python benchmarks/is_per_image.py RUN [--images 150] [--threads N]
+    VAELAB_KEEP_FREED_MEMORY=0 python benchmarks/is_per_image.py RUN   # glibc's defaults
+
+Random binary images (the time does not depend on which images); one warm-up batch first.
+Prints the time per image and the mean log-likelihood, which must not differ between arms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+import vaelab
+from vaelab.evaluation.likelihood import evaluate_model
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("run")
+    ap.add_argument("--images", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    ap.add_argument("--k", type=int, default=5000)
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    model = vaelab.load(args.run).eval()
+    torch.manual_seed(0)
+    d = 1
+    for n in model.info.image_shape:
+        d *= n
+    x = (torch.rand(args.images + 3, d) < 0.3).float()
+    evaluate_model(model, x[:3], None, args.k, progress=False)
+    t = time.perf_counter()
+    r = evaluate_model(model, x[3:], None, args.k, progress=False)
+    dt = time.perf_counter() - t
+    print(f"{1000 * dt / args.images:.1f} ms per image ({torch.get_num_threads()} threads, k = {args.k}); "
+          f"log-likelihood {r.log_likelihood:.6f}")
+
+
+if __name__ == "__main__":
+    main()
