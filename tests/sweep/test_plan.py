@@ -83,8 +83,23 @@ def test_the_packed_schedule_runs_one_phase_per_packing():
     assert phases == [((1, 2), [a1, a2]), ((2, 1), [b])]
     ests = [RunEstimate(a1, 5.0, 0.0), RunEstimate(b, 7.0, 0.0), RunEstimate(a2, 5.0, 0.0)]
     assert phased_wall_time(ests, packing, (2, 1)) == pytest.approx(5 + 5 + 7)
+    assert phased_wall_time(ests, packing, (2, 1), start_s=3.0) == pytest.approx(3 + 5 + 5 + 3 + 7)  # per phase
     unknown = run(10)  # a shape the plan never saw: the default packing
     assert groups([unknown], packing, (2, 1)) == [((2, 1), [unknown])]
+
+
+def test_a_worker_start_is_measured_in_a_fresh_interpreter():
+    start = plan_module.worker_start_s()
+    assert 0.0 < start < 120.0  # an interpreter importing torch: seconds, never nothing
+
+
+def test_the_feature_network_is_made_ready_once_per_dataset(monkeypatch):
+    made = []
+    monkeypatch.setattr(plan_module, "config_feature_net", lambda cfg, data_dir: made.append(cfg.data.dataset))
+    logged = []
+    plan_module.prepare_feature_nets([run(3), run(20), run(200, seed=2)], None, log=logged.append)
+    assert made == ["mnist"]  # three runs, one dataset: one network, before any worker starts
+    assert len(logged) == 1 and "ready" in logged[0]
 
 
 def test_the_sweep_follows_a_saved_plan(tmp_path, monkeypatch):

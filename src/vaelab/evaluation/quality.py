@@ -138,6 +138,14 @@ def whole_dataset(trained: TrainedRun, data: str | Path | None = None, data_dir:
     return ds
 
 
+def config_feature_net(cfg, data_dir: str | Path | None = None, progress: bool = False) -> TrainedFeatures:
+    """The feature network a new run of ``cfg`` will be scored in (its dataset, every
+    image, as its model sees them): from the cache, or trained now and cached, so that a
+    sweep's workers find it ready (``vaelab sweep --plan`` calls this once per dataset)."""
+    dcfg = dataclasses.replace(cfg.data, train_limit=None, test_limit=None)
+    return feature_net(load_dataset(dcfg, data_dir, binary=wants_binary(cfg.model)), progress=progress)
+
+
 def _run_test_size(trained: TrainedRun, ds: Dataset) -> int:
     recorded = (trained.data or {}).get("test_images")
     limit = trained.cfg.data.test_limit

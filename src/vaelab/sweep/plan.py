@@ -19,7 +19,11 @@ each other down (memory bandwidth, caches) and T threads of one run wait for eac
 Each shape gets the packing with the most runs per hour (training and evaluation
 together); a sweep of the same experiment in the same directory runs it (``plan.json``,
 the one file the plan writes).  The wall time replays that schedule: the runs grouped by
-packing, each group in grid order on its workers, each run to the first free worker.
+packing, each group in grid order on its workers, each run to the first free worker, and
+each group paying once for its workers' start (a fresh interpreter importing torch and
+vaelab, measured: :func:`worker_start_s`).  The sample-quality feature network each run is
+scored in is made ready first (trained once per machine and dataset, then cached), so the
+sweep that follows does not pay for it either.
 """
 
 from __future__ import annotations
@@ -29,6 +33,8 @@ import json
 import math
 import multiprocessing as mp
 import os
+import subprocess
+import sys
 import tempfile
 import time
 from dataclasses import dataclass
@@ -39,6 +45,8 @@ import torch
 
 from ..config import RunConfig
 from ..evaluation.likelihood import DEFAULT_ROWS_PER_CHUNK, evaluate_model
+from ..evaluation.quality import config_feature_net
+from ..models import wants_binary
 from ..runs import config_dataset
 from ..training import Trainer
 from ..devices import on_cuda
@@ -85,8 +93,19 @@ def shape_key(cfg) -> str:
 
 def _measure(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> dict[str, float]:
     """Time one shape (in a fresh process: its own threads, nothing cached from another)."""
-    torch.set_num_threads(threads)
+    before = os.environ.get(MAX_THREADS_ENV)
     os.environ[MAX_THREADS_ENV] = str(threads)  # as in a sweep's worker: the run keeps these threads
+    try:
+        return _measure_in(cfg_dict, data_dir, threads)
+    finally:  # measured in the sweep's own process (one worker): leave its environment as it was
+        if before is None:
+            os.environ.pop(MAX_THREADS_ENV, None)
+        else:
+            os.environ[MAX_THREADS_ENV] = before
+
+
+def _measure_in(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> dict[str, float]:
+    torch.set_num_threads(threads)
     t_start = time.perf_counter()
     cfg = RunConfig.from_dict(cfg_dict)
     t0 = time.perf_counter()
@@ -163,10 +182,17 @@ def measure_shapes(runs: Sequence[Run], packing: Packing, data_dir=None, log=Non
         return _measure_many(list(shapes.items()), data, threads)
     out: dict[str, dict[str, float]] = {}
     ctx = mp.get_context("spawn")
-    with ctx.Pool(workers) as pool:
+    pool = ctx.Pool(workers)
+    try:
         for key, cfg in shapes.items():
             copies = pool.starmap(_measure, [(cfg, data, threads)] * workers)
             out[key] = {name: sum(c[name] for c in copies) / workers for name in copies[0]}
+        pool.close()  # workers exit on their own: nothing left for the resource tracker to warn about
+    except BaseException:
+        pool.terminate()
+        raise
+    finally:
+        pool.join()
     return out
 
 
@@ -216,11 +242,26 @@ def groups(runs: Sequence[Run], packing: dict[str, Packing], default: Packing) -
     return list(phases.items())
 
 
-def phased_wall_time(estimates: Sequence[RunEstimate], packing: dict[str, Packing], default: Packing) -> float:
-    """The packed sweep's schedule replayed: each phase's wall time, one phase after another."""
+def phased_wall_time(estimates: Sequence[RunEstimate], packing: dict[str, Packing], default: Packing,
+                     start_s: float = 0.0) -> float:
+    """The packed sweep's schedule replayed: each phase's wall time, one phase after another,
+    each after its workers' start (``start_s``; they start side by side)."""
     by_run = {id(e.run): e for e in estimates}
-    return sum(wall_time([by_run[id(r)] for r in phase], pack[0])
+    return sum(start_s + wall_time([by_run[id(r)] for r in phase], pack[0])
                for pack, phase in groups([e.run for e in estimates], packing, default))
+
+
+# What a sweep's worker imports before its first run (spawned, so nothing is inherited).
+WORKER_IMPORTS = "import vaelab.sweep.executors, vaelab.training, vaelab.evaluation.likelihood, vaelab.runs"
+
+
+def worker_start_s() -> float:
+    """Seconds a fresh worker takes to start on this machine: a new interpreter importing
+    torch and vaelab, as the local executor's spawned workers do once per phase (a few
+    seconds on 2 cores: nothing to a 20-hour sweep, a sixth of a 20-second one)."""
+    t0 = time.perf_counter()
+    subprocess.run([sys.executable, "-c", WORKER_IMPORTS], check=True, capture_output=True)
+    return time.perf_counter() - t0
 
 
 PLAN_FILE = "plan.json"
@@ -258,6 +299,23 @@ def _hms(seconds: float) -> str:
     return f"{s // 3600}h{s % 3600 // 60:02d}m" if s >= 3600 else f"{s // 60}m{s % 60:02d}s"
 
 
+def prepare_feature_nets(runs: Sequence[Run], data_dir=None, log=None) -> None:
+    """Have the feature network of every dataset the runs use in the cache (trained now
+    where it is missing: about a minute on one core for MNIST, once per machine)."""
+    seen: set[str] = set()
+    for r in runs:
+        cfg = r.config
+        key = json.dumps([dataclasses.asdict(cfg.data), wants_binary(cfg.model)], sort_keys=True, default=str)
+        if key in seen:
+            continue
+        seen.add(key)
+        t0 = time.perf_counter()
+        config_feature_net(cfg, data_dir)
+        if log:
+            log(f"plan: the sample-quality feature network for {cfg.data.dataset} is ready "
+                f"({time.perf_counter() - t0:.0f}s; trained once per machine, then cached)")
+
+
 def plan(runs: Sequence[Run], workers: int | None = None, data_dir=None, out=print,
          sweep_dir: Path | None = None) -> float:
     """Measure each shape under each candidate packing (only ``workers`` x their share of
@@ -271,6 +329,8 @@ def plan(runs: Sequence[Run], workers: int | None = None, data_dir=None, out=pri
     else:
         candidates = [(w, t) for w, t in packings(cores, gpu) if w <= max(1, len(runs))] or [(1, cores)]
     t0 = time.perf_counter()
+    prepare_feature_nets(runs, data_dir, log=out)
+    start_s = worker_start_s()
     timings = {pack: measure_shapes(runs, pack, data_dir, log=out) for pack in candidates}
     by_packing = {pack: estimate(runs, timings[pack]) for pack in candidates}
     packing = choose(runs, by_packing)
@@ -287,14 +347,15 @@ def plan(runs: Sequence[Run], workers: int | None = None, data_dir=None, out=pri
             f"{per_epoch:8.2f} {_hms(e.train_s):>9s} {_hms(e.eval_s):>9s} {_hms(e.total_s):>9s}")
     if len(candidates) > 1:
         for pack in candidates:
-            alone = wall_time(by_packing[pack], pack[0])
+            alone = start_s + wall_time(by_packing[pack], pack[0])
             out(f"  every run as {pack[0]} worker(s) x {pack[1]} thread(s): {_hms(alone)}")
     total = sum(e.total_s for e in ests)
-    wall = phased_wall_time(ests, packing, candidates[0])
+    wall = phased_wall_time(ests, packing, candidates[0], start_s)
     shown = ", ".join(f"{sum(1 for r in runs if packing[shape_key(r.config)] == p)} run(s) as {p[0]} x {p[1]}"
                       for p in candidates if p in packing.values())
     out(f"total: {len(ests)} runs, {_hms(total)} of run time; estimated wall time {_hms(wall)} on this machine "
-        f"({shown}; workers x threads; measured in {time.perf_counter() - t0:.0f}s, "
+        f"({shown}; workers x threads; {start_s:.1f}s per phase for its workers to start; "
+        f"measured in {time.perf_counter() - t0:.0f}s, "
         f"load average {os.getloadavg()[0]:.1f})")
     if sweep_dir is not None and not workers:
         path = save_packing(sweep_dir, packing, cores)
