@@ -51,6 +51,20 @@ def test_add_experiment_keeps_results_and_skips_known_runs(tmp_path):
     assert store.counts() == {"queued": 2, "running": 0, "done": 1, "failed": 0}
 
 
+def test_some_cells_join_the_experiment_and_another_effort_replaces_it(tmp_path):
+    """`vaelab sweep E --only ...` twice into one directory: the report sees both cells (the
+    second call once replaced the first's membership, and a finished cell vanished from
+    the report); the cells sit at their grid positions; another effort starts afresh."""
+    store = Store(tmp_path / "s.sqlite")
+    store.add_experiment("exp", "paper", {}, [("c", "vae", _cfg(3))], positions=[2], merge=True)
+    store.add_experiment("exp", "paper", {}, [("a", "vae", _cfg(1))], positions=[0], merge=True)
+    assert [r.id for r in store.experiment_runs("exp")] == ["a", "c"]
+    store.add_experiment("exp", "paper", {}, [("a", "vae", _cfg(1)), ("b", "vae", _cfg(2))])  # the whole grid
+    assert [r.id for r in store.experiment_runs("exp")] == ["a", "b"]
+    store.add_experiment("exp", "quick", {}, [("q", "vae", _cfg(4))], merge=True)  # another effort: replaced
+    assert [r.id for r in store.experiment_runs("exp")] == ["q"]
+
+
 def test_claim_order_and_life_of_a_run(tmp_path):
     store, ids = _store_with_runs(tmp_path / "s.sqlite", 3)
     first = store.claim(list(reversed(ids)), "own", "wrk")

@@ -231,25 +231,30 @@ class Store:
 
     # --- experiments ---------------------------------------------------------------
     def add_experiment(self, name: str, effort: str, spec: Mapping[str, Any],
-                       runs: Sequence[tuple[str, str, Mapping[str, Any]]]) -> int:
-        """Register an experiment and its runs ``(id, name, config)`` in grid order.  New
-        runs are queued; runs already in the store keep their status and results.  The
-        experiment's membership is replaced, so re-sweeping it at another effort points
-        its report at the new runs.  Returns how many runs were new."""
+                       runs: Sequence[tuple[str, str, Mapping[str, Any]]], positions: Sequence[int] | None = None,
+                       merge: bool = False) -> int:
+        """Register an experiment and its runs ``(id, name, config)`` at ``positions`` in
+        its grid (default: in the order given).  New runs are queued; runs already in the
+        store keep their status and results.  The experiment's membership is replaced, so
+        re-sweeping it at another effort points its report at the new runs; with
+        ``merge`` (some cells of the grid, ``--only``) at the stored effort, the runs join
+        the members already there.  Returns how many runs were new."""
         now = time.time()
         new = 0
+        positions = list(range(len(runs))) if positions is None else list(positions)
         with self.transaction() as c:
-            pos = c.execute("SELECT position FROM experiments WHERE name = ?", (name,)).fetchone()
-            if pos is None:
-                pos = c.execute("SELECT COALESCE(MAX(position), -1) + 1 FROM experiments").fetchone()
+            row = c.execute("SELECT position, effort FROM experiments WHERE name = ?", (name,)).fetchone()
+            pos = row[0] if row is not None else c.execute(
+                "SELECT COALESCE(MAX(position), -1) + 1 FROM experiments").fetchone()[0]
             c.execute("INSERT OR REPLACE INTO experiments VALUES (?, ?, ?, ?, ?)",
-                      (name, effort, json.dumps(spec, allow_nan=False), pos[0], now))  # keeps key order
-            c.execute("DELETE FROM members WHERE experiment = ?", (name,))
-            for i, (run_id, run_name, config) in enumerate(runs):
+                      (name, effort, json.dumps(spec, allow_nan=False), pos, now))  # keeps key order
+            if not (merge and row is not None and row[1] == effort):
+                c.execute("DELETE FROM members WHERE experiment = ?", (name,))
+            for (run_id, run_name, config), at in zip(runs, positions):
                 cur = c.execute("INSERT OR IGNORE INTO runs (id, name, config, status, created_at) "
                                 "VALUES (?, ?, ?, 'queued', ?)", (run_id, run_name, canonical_json(config), now))
                 new += cur.rowcount
-                c.execute("INSERT OR IGNORE INTO members VALUES (?, ?, ?)", (name, run_id, i))
+                c.execute("INSERT OR REPLACE INTO members VALUES (?, ?, ?)", (name, run_id, at))
         return new
 
     def experiments(self) -> list[dict[str, Any]]:

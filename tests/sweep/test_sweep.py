@@ -168,6 +168,22 @@ def test_only_runs_the_matching_cells_under_the_whole_grids_ids(tmp_path, capsys
     assert "KEY=VALUE" in capsys.readouterr().err
 
 
+def test_cells_run_one_call_at_a_time_all_reach_the_report(tmp_path):
+    """Two `--only` calls into one sweep directory: its experiment holds both cells, at
+    their places in the whole grid."""
+    from vaelab.sweep.experiment import load_experiment, parse_only
+    from vaelab.sweep.runner import prepare
+
+    full = load_experiment("table1", "smoke")
+    for only in ("model=cvae,latent=5", "model=vae,latent=3"):
+        store, _ = prepare([load_experiment("table1", "smoke", only=[parse_only(only)])], tmp_path)
+        store.close()
+    store = Store(tmp_path / "store.sqlite")
+    members = [r.id for r in store.experiment_runs("table1")]
+    assert members == [r.id for r in full.runs if r.id in members] and len(members) == 2
+    store.close()
+
+
 def test_runs_on_a_gpu_go_one_at_a_time_unless_workers_says(write_experiment, tmp_path, data_dir, monkeypatch, capsys):
     """Runs sharing one GPU time-slice it (BENCHMARKS.md): a sweep whose runs train on CUDA
     defaults to one worker; an explicit --workers wins.  (The device is faked: the

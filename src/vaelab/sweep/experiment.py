@@ -148,6 +148,7 @@ class Run:
     id: str
     config: RunConfig
     point: Point  # the grid point it came from (before the preset and effort)
+    position: int = -1  # its place in the whole grid (kept when --only selects some runs)
 
     @property
     def label(self) -> str:
@@ -162,6 +163,7 @@ class Experiment:
     effort: str
     runs: list[Run]
     spec: dict[str, Any] = field(repr=False)  # the file's content, stored with the sweep
+    partial: bool = False  # some cells of the grid (--only): they join the stored ones, not replace them
 
     @property
     def report(self) -> dict[str, Any]:
@@ -295,10 +297,11 @@ def load_experiment(name_or_path: str | Path, effort: str, overrides: Mapping[st
         rid = run_id(cfg)
         if rid not in seen:  # two grid points may resolve to one config: run it once
             seen.add(rid)
-            runs.append(Run(rid, cfg, point))
+            runs.append(Run(rid, cfg, point, i))
     if not runs:
         raise ConfigError(f"{path}: the grid is empty" + (" after --only; `vaelab sweep NAME --list` shows its runs"
                                                           if only else ""))
 
     validate_report_spec(data.get("report") or {}, path)  # the report's own section, checked by the report
-    return Experiment(name, str(data.get("description") or "").strip(), path, effort, runs, dict(data))
+    return Experiment(name, str(data.get("description") or "").strip(), path, effort, runs, dict(data),
+                      partial=bool(only))

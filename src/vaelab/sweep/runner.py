@@ -73,7 +73,9 @@ def prepare(experiments: Sequence[Experiment], sweep_dir: str | Path) -> tuple[S
     runs: dict[str, Run] = {}
     for exp in experiments:
         store.add_experiment(exp.name, exp.effort, exp.spec,
-                             [(r.id, r.config.name, r.config.to_dict()) for r in exp.runs])
+                             [(r.id, r.config.name, r.config.to_dict()) for r in exp.runs],
+                             positions=[r.position if r.position >= 0 else i for i, r in enumerate(exp.runs)],
+                             merge=exp.partial)
         for r in exp.runs:
             runs.setdefault(r.id, r)
     return store, list(runs.values())
