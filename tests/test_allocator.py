@@ -1,6 +1,7 @@
 """allocator.keep_freed_memory: a tensor of tens of MB comes from the heap, not from a fresh
-mmap, once it is on; off with VAELAB_KEEP_FREED_MEMORY=0.  Each check in its own process:
-the setting is process-wide."""
+mmap, once it is on (VAELAB_KEEP_FREED_MEMORY=1); glibc's defaults otherwise, since the
+heap then grows without bound on some models (allocator.py).  Each check in its own
+process: the setting is process-wide."""
 
 import os
 import subprocess
@@ -37,7 +38,7 @@ def probe(**env):
 
 def test_a_block_of_tens_of_mb_comes_from_the_heap_when_on():
     try:
-        on, mapped = probe()
+        on, mapped = probe(VAELAB_KEEP_FREED_MEMORY="1")
     except subprocess.CalledProcessError as e:
         if "mallinfo2" in e.stderr:
             pytest.skip("not glibc >= 2.33")
@@ -46,7 +47,9 @@ def test_a_block_of_tens_of_mb_comes_from_the_heap_when_on():
     assert mapped < 48_000_000  # the 48 MB block is not an mmap of its own
 
 
-def test_off_leaves_glibc_as_it_was():
-    on, mapped = probe(VAELAB_KEEP_FREED_MEMORY="0")
+@pytest.mark.parametrize("env", [{}, {"VAELAB_KEEP_FREED_MEMORY": "0"}])
+def test_off_by_default_leaves_glibc_as_it_was(env, monkeypatch):
+    monkeypatch.delenv("VAELAB_KEEP_FREED_MEMORY", raising=False)
+    on, mapped = probe(**env)
     assert on == 0
     assert mapped >= 48_000_000  # glibc's default: a block this size is mmapped

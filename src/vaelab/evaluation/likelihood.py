@@ -89,7 +89,7 @@ def evaluate_model(model, x: torch.Tensor, y: torch.Tensor | None, k: int = 5000
                    batch_size: int = 0, seed: int = 1234, progress: bool = True,
                    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK) -> EvalResult:
     """Mean test ELBO and IS log-likelihood over x (N, D), repeatable under ``seed``."""
-    keep_freed_memory()  # its chunks' tens-of-MB blocks reused, not page-faulted in anew
+    keep_freed_memory()  # where VAELAB_KEEP_FREED_MEMORY=1 asks: its chunks' blocks reused, not page-faulted in anew
     was_training = model.training
     model.eval()
     net = inference_form(model, x.device)
