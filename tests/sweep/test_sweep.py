@@ -206,3 +206,16 @@ def test_runs_on_a_gpu_go_one_at_a_time_unless_workers_says(write_experiment, tm
     assert main(["sweep", str(exp_file), "--effort", "smoke", "--out", str(tmp_path / "t"), "--workers", "2",
                  "--data-dir", str(data_dir), "--quiet"]) == 0
     assert seen == [1, 2]
+
+
+@pytest.mark.parametrize("exitcode,says", [(-9, "out-of-memory killer"), (-15, "signal 15"), (3, "exit code 3")])
+def test_a_dead_worker_fails_its_run_saying_how(tmp_path, exitcode, says):
+    from vaelab.sweep.executors import LocalExecutor
+
+    store = Store(tmp_path / "s.sqlite")
+    store.add_experiment("e", "smoke", {}, [("r1", "vae", {"name": "vae"})])
+    store.claim(["r1"], "owner", "vm:4186:1")
+    LocalExecutor._orphaned_by(store, 4186, exitcode, ["r1"])
+    row = store.get("r1")
+    assert row.status == "failed" and says in row.error and row.error.startswith("worker process 4186 died")
+    store.close()

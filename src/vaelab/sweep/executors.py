@@ -195,6 +195,8 @@ class LocalExecutor:
     def _orphaned_by(store: Store, pid: int, exitcode: int | None, ids: Sequence[str]) -> None:
         """A worker died (killed, out of memory): the run it held is failed, saying so."""
         how = f"signal {-exitcode}" if exitcode is not None and exitcode < 0 else f"exit code {exitcode}"
+        if exitcode == -signal.SIGKILL:
+            how += ", SIGKILL: most often the kernel's out-of-memory killer, which `dmesg` names"
         for row in store.runs(ids, status="running"):
             if row.worker and row.worker.split(":")[1:2] == [str(pid)]:
                 store.fail(row.id, f"worker process {pid} died ({how}) while running it; its checkpoints "
