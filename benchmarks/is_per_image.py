@@ -1,7 +1,7 @@
 """Milliseconds per image of the IS evaluation (k = 5000) of a trained run (unconditional), in-process.
 
     python benchmarks/is_per_image.py RUN [--images 150] [--threads N]
-    VAELAB_KEEP_FREED_MEMORY=1 python benchmarks/is_per_image.py RUN   # glibc keeping freed blocks
+    VAELAB_MALLOC=keep python benchmarks/is_per_image.py RUN   # or bounded (the default), glibc
 
 Random binary images (the time does not depend on which images); one warm-up batch first.
 Prints the time per image and the mean log-likelihood, which must not differ between arms.

@@ -1,7 +1,7 @@
-"""allocator.keep_freed_memory: a tensor of tens of MB comes from the heap, not from a fresh
-mmap, once it is on (VAELAB_KEEP_FREED_MEMORY=1); glibc's defaults otherwise, since the
-heap then grows without bound on some models (allocator.py).  Each check in its own
-process: the setting is process-wide."""
+"""allocator.tune_malloc: where a tensor of tens of MB comes from in each VAELAB_MALLOC mode
+(mallinfo2: bytes in mmapped blocks), and that the default keeps the heap from growing
+when big blocks of several sizes come and go.  Each check in its own process: the
+setting is process-wide."""
 
 import os
 import subprocess
@@ -9,47 +9,71 @@ import sys
 
 import pytest
 
+from vaelab.allocator import malloc_mode
+from vaelab.errors import ConfigError
+
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 
-# mallinfo2().hblkhd: bytes in blocks glibc got from mmap (each freed back to the kernel, and
-# page-faulted in anew next time).  A 48 MB tensor, the size of an IS chunk's decoder output
-# (15,000 x 784 floats), above the 32 MB where glibc's own dynamic threshold stops.
+# mallinfo2().hblkhd: bytes in blocks glibc got from mmap; arena: bytes of the heap.
 PROBE = r"""
 import ctypes, sys, torch
-from vaelab.allocator import keep_freed_memory
+from vaelab.allocator import tune_malloc
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Info
-on = keep_freed_memory()
-assert keep_freed_memory() == on  # once per process
-t = torch.empty(12_000_000)
+mode = tune_malloc()
+assert tune_malloc() == mode  # once per process
+t = torch.empty(12_000_000)  # 48 MB: an IS chunk's decoder output (15,000 x 784 floats)
 t.fill_(1.0)
-print(int(on), libc.mallinfo2().hblkhd)
+mapped = libc.mallinfo2().hblkhd
+del t
+# Big blocks of several sizes freed, while small tensors made between them live on (as a
+# chunk's results do): glibc's dynamic threshold moves such blocks into the heap.
+before = libc.mallinfo2().arena
+keep = []
+for i in range(60):
+    a = torch.empty(1_100_000 + 250_000 * (i % 7)).fill_(1.0)  # 4.4-10.4 MB: above 4 MiB
+    b = torch.empty(2_000_000 + 100_000 * (i % 5)).fill_(1.0)
+    keep.append(torch.zeros(64))
+    del a, b
+print(mode, mapped, libc.mallinfo2().arena - before)
 """
 
 
 def probe(**env):
-    out = subprocess.run([sys.executable, "-c", PROBE], env={**os.environ, **env}, check=True,
-                         capture_output=True, text=True).stdout.split()
-    return int(out[0]), int(out[1])
-
-
-def test_a_block_of_tens_of_mb_comes_from_the_heap_when_on():
+    run_env = {k: v for k, v in os.environ.items() if k != "VAELAB_MALLOC"}
     try:
-        on, mapped = probe(VAELAB_KEEP_FREED_MEMORY="1")
+        out = subprocess.run([sys.executable, "-c", PROBE], env={**run_env, **env}, check=True,
+                             capture_output=True, text=True).stdout.split()
     except subprocess.CalledProcessError as e:
         if "mallinfo2" in e.stderr:
             pytest.skip("not glibc >= 2.33")
         raise
-    assert on == 1
-    assert mapped < 48_000_000  # the 48 MB block is not an mmap of its own
+    return out[0], int(out[1]), int(out[2])  # mode, mmapped bytes, heap growth over the loop
 
 
-@pytest.mark.parametrize("env", [{}, {"VAELAB_KEEP_FREED_MEMORY": "0"}])
-def test_off_by_default_leaves_glibc_as_it_was(env, monkeypatch):
-    monkeypatch.delenv("VAELAB_KEEP_FREED_MEMORY", raising=False)
-    on, mapped = probe(**env)
-    assert on == 0
+def test_the_default_mmaps_big_blocks_and_keeps_the_heap_small():
+    mode, mapped, grown = probe()
+    assert mode == "bounded"
+    assert mapped >= 48_000_000  # the 48 MB block is an mmap of its own, returned at free
+    assert grown < 4_000_000  # 4-10 MB blocks never enter the heap: nothing there to fragment
+
+
+def test_keep_holds_big_blocks_in_the_heap():
+    mode, mapped, _ = probe(VAELAB_MALLOC="keep")
+    assert mode == "keep"
+    assert mapped < 48_000_000  # the 48 MB block came from the heap
+
+
+def test_glibc_leaves_the_defaults():
+    mode, mapped, _ = probe(VAELAB_MALLOC="glibc")
+    assert mode == "glibc"
     assert mapped >= 48_000_000  # glibc's default: a block this size is mmapped
+
+
+def test_an_unknown_mode_is_one_clear_error(monkeypatch):
+    monkeypatch.setenv("VAELAB_MALLOC", "jemalloc")
+    with pytest.raises(ConfigError, match="bounded, keep, glibc"):
+        malloc_mode()

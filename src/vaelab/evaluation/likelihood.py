@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..allocator import keep_freed_memory
+from ..allocator import tune_malloc
 
 # Rows (images x samples) per decoder call.  Large enough that the GEMMs run at full
 # speed, small enough that the (rows, D) activations stay well inside memory.
@@ -89,7 +89,7 @@ def evaluate_model(model, x: torch.Tensor, y: torch.Tensor | None, k: int = 5000
                    batch_size: int = 0, seed: int = 1234, progress: bool = True,
                    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK) -> EvalResult:
     """Mean test ELBO and IS log-likelihood over x (N, D), repeatable under ``seed``."""
-    keep_freed_memory()  # where VAELAB_KEEP_FREED_MEMORY=1 asks: its chunks' blocks reused, not page-faulted in anew
+    tune_malloc()  # a bounded heap for its chunks' tens-of-MB blocks (allocator.py)
     was_training = model.training
     model.eval()
     net = inference_form(model, x.device)

@@ -31,7 +31,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from ..allocator import keep_freed_memory
+from ..allocator import tune_malloc
 from ..config import RunConfig
 from ..data import Dataset, binarize_dynamic
 from ..data.sources import cache_dir
@@ -385,7 +385,7 @@ class Trainer:
     # --- the loop --------------------------------------------------------------------
     def fit(self) -> TrainState:
         cfg = self.cfg
-        keep_freed_memory()
+        tune_malloc()
         while self.state.epoch < cfg.train.epochs:
             epoch = self.state.epoch
             lr = self._set_lr(epoch)
