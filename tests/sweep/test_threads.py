@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from vaelab.sweep.executors import MAX_THREADS_ENV, core_shares, threads_per_worker, worker_threads
+from vaelab.sweep.executors import MAX_THREADS_ENV, core_shares, threads_per_worker
 from vaelab.training.loop import capped_threads
 
 
@@ -32,8 +32,9 @@ def test_run_threads_capped_inside_a_worker(monkeypatch):
 
 def test_a_cap_set_before_the_sweep_holds_in_its_workers(monkeypatch):
     monkeypatch.delenv(MAX_THREADS_ENV, raising=False)
-    assert worker_threads(2) == 2  # no cap: the worker's share of the cores
+    # _worker_main passes its share of the cores through capped_threads
+    assert capped_threads(2) == 2  # no cap: the worker's share of the cores
     monkeypatch.setenv(MAX_THREADS_ENV, "1")  # VAELAB_MAX_THREADS=1 vaelab sweep ... (in the background)
-    assert worker_threads(2) == 1 and worker_threads(1) == 1
+    assert capped_threads(2) == 1 and capped_threads(1) == 1
     monkeypatch.setenv(MAX_THREADS_ENV, "8")
-    assert worker_threads(2) == 2  # a cap above the share changes nothing
+    assert capped_threads(2) == 2  # a cap above the share changes nothing

@@ -128,12 +128,18 @@ def score_features(nets: TrainedFeatures, real: torch.Tensor, fake: torch.Tensor
 # --- a run ---------------------------------------------------------------------------------
 
 
+def every_image(dcfg):
+    """A DataConfig without ``data.train_limit`` / ``data.test_limit``: what sample quality
+    is measured against, and what its feature network is trained on."""
+    return dataclasses.replace(dcfg, train_limit=None, test_limit=None)
+
+
 def whole_dataset(trained: TrainedRun, data: str | Path | None = None, data_dir: str | Path | None = None) -> Dataset:
     """The run's dataset with every training and test image (whatever ``data.train_limit``
     and ``data.test_limit`` it had), as its model saw them, checked against its record:
     the run's own test images are its first ones."""
-    dcfg = dataclasses.replace(run_data_config(trained.cfg, trained.data, data), train_limit=None, test_limit=None)
-    ds = load_dataset(dcfg, data_dir, binary=wants_binary(trained.cfg.model))
+    ds = load_dataset(every_image(run_data_config(trained.cfg, trained.data, data)), data_dir,
+                      binary=wants_binary(trained.cfg.model))
     check_same_data(ds, trained.data)
     return ds
 
@@ -142,8 +148,7 @@ def config_feature_net(cfg, data_dir: str | Path | None = None, progress: bool =
     """The feature network a new run of ``cfg`` will be scored in (its dataset, every
     image, as its model sees them): from the cache, or trained now and cached, so that a
     sweep's workers find it ready (``vaelab sweep --plan`` calls this once per dataset)."""
-    dcfg = dataclasses.replace(cfg.data, train_limit=None, test_limit=None)
-    return feature_net(load_dataset(dcfg, data_dir, binary=wants_binary(cfg.model)), progress=progress)
+    return feature_net(load_dataset(every_image(cfg.data), data_dir, binary=wants_binary(cfg.model)), progress=progress)
 
 
 def _run_test_size(trained: TrainedRun, ds: Dataset) -> int:

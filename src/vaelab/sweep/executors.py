@@ -32,6 +32,7 @@ from ..allocator import tune_malloc
 from ..errors import ConfigError, first_line
 from ..registry import Registry
 from ..runs import run_path
+from ..training.loop import capped_threads
 from ..store import Store, process_id
 from .experiment import Run
 from .work import compute, record
@@ -75,13 +76,6 @@ def threads_per_worker(workers: int, cores: int) -> int:
     return max(1, cores // max(1, workers))
 
 
-def worker_threads(threads: int) -> int:
-    """A worker's threads, never above a cap the user set before the sweep started
-    ($VAELAB_MAX_THREADS, e.g. 1 for a sweep in the background beside other work)."""
-    cap = os.environ.get(MAX_THREADS_ENV, "")
-    return min(threads, int(cap)) if cap.isdigit() and int(cap) > 0 else threads
-
-
 # --- local ----------------------------------------------------------------------------
 
 
@@ -111,7 +105,7 @@ def _worker_main(store_file: str, ids: list[str], owner: str, sweep_dir: str, da
             os.sched_setaffinity(0, cores)
         except OSError:
             pass
-    threads = worker_threads(threads or max(1, len(cores)))
+    threads = capped_threads(threads or max(1, len(cores)))  # a cap set before the sweep holds here too
     torch.set_num_threads(threads)
     os.environ[MAX_THREADS_ENV] = str(threads)  # a run's own train.threads cannot exceed it
     me = process_id()

@@ -45,7 +45,7 @@ import torch
 
 from ..config import RunConfig
 from ..evaluation.likelihood import DEFAULT_ROWS_PER_CHUNK, evaluate_model
-from ..evaluation.quality import config_feature_net
+from ..evaluation.quality import config_feature_net, every_image
 from ..models import wants_binary
 from ..runs import config_dataset
 from ..training import Trainer
@@ -305,7 +305,8 @@ def prepare_feature_nets(runs: Sequence[Run], data_dir=None, log=None) -> None:
     seen: set[str] = set()
     for r in runs:
         cfg = r.config
-        key = json.dumps([dataclasses.asdict(cfg.data), wants_binary(cfg.model)], sort_keys=True, default=str)
+        key = json.dumps([dataclasses.asdict(every_image(cfg.data)), wants_binary(cfg.model)], sort_keys=True,
+                         default=str)  # the limits do not change the network: one per dataset
         if key in seen:
             continue
         seen.add(key)
