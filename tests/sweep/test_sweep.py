@@ -219,3 +219,12 @@ def test_a_dead_worker_fails_its_run_saying_how(tmp_path, exitcode, says):
     row = store.get("r1")
     assert row.status == "failed" and says in row.error and row.error.startswith("worker process 4186 died")
     store.close()
+
+
+def test_a_bad_malloc_mode_stops_the_sweep_before_any_worker(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("VAELAB_MALLOC", "jemalloc")
+    assert main(["sweep", "table1", "--effort", "smoke", "--only", "model=vae,latent=3", "--out",
+                 str(tmp_path / "s"), "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert "VAELAB_MALLOC='jemalloc' is not a malloc mode" in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "s" / "store.sqlite").exists()  # nothing half-written

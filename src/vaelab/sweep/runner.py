@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Sequence
 
+from ..allocator import malloc_mode
 from ..data import check_data as check_dataset
 from ..devices import on_cuda
 from ..errors import ConfigError
@@ -163,6 +164,7 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
     exec_cls = EXECUTORS.get(executor)
     if address and executor != "ray":
         raise ConfigError("--address is for --executor ray")
+    malloc_mode()  # a bad VAELAB_MALLOC: one line here, not a worker dying at its start
     local = sorted({p for exp in experiments for r in exp.runs for p in session_parts(r.config)})
     if local:
         raise ConfigError(f"{', '.join(local)} exist only in this Python process (vaelab.register); a sweep's "
