@@ -47,11 +47,16 @@ def assert_identical(a, b):
 
 
 @pytest.fixture(scope="module")
-def reference(tmp_path_factory, data_dir):
+def reference_run(tmp_path_factory, data_dir):
     run = tmp_path_factory.mktemp("ref") / "run"
     res = vaelab(data_dir, "train", *ARGS, "--out", str(run))
     assert res.returncode == 0, res.stderr
-    return final_state(run)
+    return run
+
+
+@pytest.fixture(scope="module")
+def reference(reference_run):
+    return final_state(reference_run)
 
 
 @pytest.mark.parametrize("point", [
@@ -69,14 +74,35 @@ def test_resume_after_kill_at_crash_point(tmp_path, data_dir, reference, point):
     assert_identical(final_state(run), reference)
 
 
-def test_resume_after_kills_at_random_moments(tmp_path, data_dir, reference):
+def checkpoint_names(run: Path):
+    folder = run / "checkpoints"
+    return {p.name for p in list_checkpoints(folder)} if folder.exists() else set()
+
+
+def wait_for_new_checkpoint(run: Path, proc, timeout=120.0):
+    """Poll until the run has a checkpoint it did not have when called, or the process ends."""
+    before, end = checkpoint_names(run), time.monotonic() + timeout
+    while time.monotonic() < end and proc.poll() is None:
+        if checkpoint_names(run) - before:
+            return
+        time.sleep(0.002)
+
+
+def test_resume_after_kills_at_random_moments(tmp_path, data_dir, reference, reference_run):
+    # Each attempt waits until the run has finished one more epoch, then dies at a random moment within the
+    # next epoch's time (the reference run's mean epoch, measured on this machine): inside training on a slow
+    # machine and a fast one alike (a fixed 1.5-4 s window from the spawn let a whole run finish on a fast CI
+    # machine). The first attempt dies in epoch 2 of 4, so every run of this test kills at least once.
+    lines = (reference_run / "metrics.jsonl").read_text().splitlines()
+    epoch = sum(json.loads(line)["seconds"] for line in lines) / len(lines)
     rng = random.Random(1234)
     run = tmp_path / "run"
     kills = 0
     for attempt in range(4):
         args = ["train", *ARGS, "--out", str(run)] + (["--resume"] if run.exists() else [])
         proc = vaelab(data_dir, *args, wait=False)
-        time.sleep(rng.uniform(1.5, 4.0))  # torch import ~1.5 s, then training
+        wait_for_new_checkpoint(run, proc)
+        time.sleep(rng.uniform(0.0, epoch))
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
             proc.wait()
