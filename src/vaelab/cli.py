@@ -467,10 +467,18 @@ def _stop_on_signals() -> dict[int, Any] | None:
     return before
 
 
+# Commands that do no tensor work (and do not import torch): the rest set the CPU's denormal
+# mode first thing (vaelab.denormals).
+LIGHT_COMMANDS = frozenset({"models", "parts"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     before = _stop_on_signals()
     try:
+        if args.command not in LIGHT_COMMANDS:  # before any tensor work: torch's threads inherit it
+            from .denormals import flush_denormals
+            flush_denormals()
         return args.func(args)
     except VaelabError as err:
         print(f"vaelab: error: {err}", file=sys.stderr)

@@ -19,6 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..allocator import tune_malloc
+from ..denormals import flush_denormals
 
 # Rows (images x samples) per decoder call.  Large enough that the GEMMs run at full
 # speed, small enough that the (rows, D) activations stay well inside memory.
@@ -90,6 +91,7 @@ def evaluate_model(model, x: torch.Tensor, y: torch.Tensor | None, k: int = 5000
                    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK) -> EvalResult:
     """Mean test ELBO and IS log-likelihood over x (N, D), repeatable under ``seed``."""
     tune_malloc()  # a bounded heap for its chunks' tens-of-MB blocks (allocator.py)
+    flush_denormals()  # denormals.py
     was_training = model.training
     model.eval()
     net = inference_form(model, x.device)

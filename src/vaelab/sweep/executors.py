@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from ..allocator import tune_malloc
+from ..denormals import flush_denormals
 from ..errors import ConfigError, first_line
 from ..registry import Registry
 from ..runs import run_path
@@ -99,6 +100,7 @@ def _worker_main(store_file: str, ids: list[str], owner: str, sweep_dir: str, da
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the sweep's to handle
     signal.signal(signal.SIGTERM, _exit_cleanly)
     tune_malloc()  # before the first run: a worker trains and evaluates many runs in one heap
+    flush_denormals()  # before any tensor work: torch's threads inherit the mode (denormals.py)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     if hasattr(os, "sched_setaffinity"):
         try:

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..allocator import malloc_mode
+from ..denormals import denormal_mode
 from ..data import check_data as check_dataset
 from ..devices import on_cuda
 from ..errors import ConfigError
@@ -165,6 +166,7 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
     if address and executor != "ray":
         raise ConfigError("--address is for --executor ray")
     malloc_mode()  # a bad VAELAB_MALLOC: one line here, not a worker dying at its start
+    denormal_mode()  # likewise VAELAB_DENORMALS
     local = sorted({p for exp in experiments for r in exp.runs for p in session_parts(r.config)})
     if local:
         raise ConfigError(f"{', '.join(local)} exist only in this Python process (vaelab.register); a sweep's "

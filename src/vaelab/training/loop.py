@@ -32,6 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..allocator import tune_malloc
+from ..denormals import flush_denormals
 from ..config import RunConfig
 from ..data import Dataset, binarize_dynamic
 from ..data.sources import cache_dir
@@ -120,6 +121,7 @@ class Trainer:
         (with the built model's architecture), then restores the newest checkpoint when
         resuming, or writes the epoch-0 checkpoint (the NaN guard's first rollback target)."""
         cfg = self.cfg
+        flush_denormals()  # before torch's worker threads exist: they inherit the mode (denormals.py)
         threads = capped_threads(cfg.train.threads)
         if threads:
             torch.set_num_threads(threads)
@@ -386,6 +388,7 @@ class Trainer:
     def fit(self) -> TrainState:
         cfg = self.cfg
         tune_malloc()
+        flush_denormals()
         while self.state.epoch < cfg.train.epochs:
             epoch = self.state.epoch
             lr = self._set_lr(epoch)
