@@ -8,7 +8,7 @@ import sys
 import pytest
 import torch
 
-from vaelab.denormals import ENV, denormal_mode, flush_denormals
+from vaelab.denormals import ENV, denormal_mode, flush_denormals, flushed, flushing
 from vaelab.errors import ConfigError
 
 TINY = torch.finfo(torch.float32).tiny  # smallest normal float32, 1.18e-38
@@ -89,6 +89,36 @@ def test_torch_threads_started_after_the_flush_inherit_it():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PATH": "", "VAELAB_DENORMALS": "flush"}).stdout.split()
     assert out == ["flush", "2", "0"]
+
+
+@needs_flags
+def test_flushed_gives_the_caller_its_own_flags_back(mode, monkeypatch):
+    mode("keep")
+    monkeypatch.setenv(ENV, "flush")
+    with flushed() as inside:
+        assert inside == "flush" and flushing()  # the default mode, in force in the block
+    assert not flushing()
+    mode("flush")
+    with flushed():
+        pass
+    assert flushing()  # a caller that flushed before still does
+
+
+@needs_flags
+def test_library_calls_leave_the_callers_arithmetic_ieee(mode, monkeypatch, tmp_path):
+    """``evaluate_model`` and a whole command run in-process flush inside and not after: a
+    program calling vaelab (or Hypothesis, which checks) keeps IEEE floats."""
+    from tests.evaluation.test_likelihood import ppca
+    from vaelab.cli import main
+    from vaelab.evaluation import evaluate_model
+
+    mode("keep")
+    monkeypatch.delenv(ENV)
+    model, x, _ = ppca(exact=False)
+    evaluate_model(model, x, None, k=10, progress=False)
+    assert not flushing()
+    assert main(["eval", str(tmp_path / "no-such-run")]) == 2  # a command that fails inside its body
+    assert not flushing()
 
 
 def test_cli_names_a_bad_mode_in_one_line(tmp_path):

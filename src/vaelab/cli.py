@@ -476,10 +476,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     before = _stop_on_signals()
     try:
-        if args.command not in LIGHT_COMMANDS:  # before any tensor work: torch's threads inherit it
-            from .denormals import flush_denormals
-            flush_denormals()
-        return args.func(args)
+        if args.command in LIGHT_COMMANDS:
+            return args.func(args)
+        from .denormals import flushed
+        with flushed():  # before any tensor work, so that torch's threads inherit it (denormals.py)
+            return args.func(args)
     except VaelabError as err:
         print(f"vaelab: error: {err}", file=sys.stderr)
         return err.exit_code

@@ -5,29 +5,37 @@ microcode assist dozens of times slower than a normal operation.  Training fills
 moment estimates with them: a unit that stops receiving gradient has its first and second
 moments multiplied by beta1 and beta2 at every step, down through the denormal range.
 Measured on a 2-core Intel Xeon (2026-12-07): the Table 1 MLP runs' epochs grew from 3.1-3.3 s
-at the start of training to 8.3-8.6 s at its end, the CNN's from 19 to 34 s, an IWAE's doubled
-within 2 epochs; one more epoch of the trained DVAE (N_z = 10) took 8.0 s, and 2.8 s with
+at the start of training to 8.3-8.6 s at its end, an IWAE's doubled within 2 epochs (its
+normalised importance weights underflow); one more epoch of the trained DVAE (N_z = 10) took 8.0 s, and 2.8 s with
 denormals flushed (BENCHMARKS.md, "Denormals").  The weights after that epoch were the
 same bit for bit; only Adam moments below 1.2e-38 became 0, which changes no update (an
 update from such a moment is ~1e-30 of a weight).
 
-:func:`flush_denormals` sets the mode (``VAELAB_DENORMALS``):
+The mode (``VAELAB_DENORMALS``):
 
 * ``flush`` (default): flush-to-zero and denormals-are-zero (the CPU's FTZ and DAZ flags);
 * ``keep``: IEEE behaviour, denormals computed as such.
 
-The CPU keeps the mode per thread and a new thread inherits it from the thread that
-creates it, so it must be set before torch starts its worker threads (the first parallel
-operation): vaelab's commands and sweep workers set it before any tensor work, and
-``Trainer`` and ``evaluate_model`` set it again in their own thread.  A program that ran
-multithreaded torch work before calling vaelab keeps its earlier threads' mode; call
-:func:`flush_denormals` first thing there.  A no-op on CPUs without the flags (ARM, where
-torch reports it unsupported).
+The CPU keeps the flags per thread, and a new thread inherits them from the thread that
+creates it.  Two ways to set them:
+
+* :func:`flush_denormals`, for a process vaelab owns (a sweep's worker): set once, first
+  thing, so that torch's threads, started later, inherit it;
+* :func:`flushed`, for a call into the library from someone else's program (``vaelab``'s
+  commands, ``Trainer.fit``, ``evaluate_model``, a Ray task): the calling thread flushes
+  for the call and gets its own flags back afterwards, so that the program's own float
+  arithmetic stays IEEE.  Torch threads that already exist keep their flags (a program that
+  ran multithreaded torch work first gets the full effect by calling
+  :func:`flush_denormals` itself); threads first started inside the call keep flushing.
+
+A no-op on CPUs without the flags (ARM, where torch reports it unsupported).
 """
 
 from __future__ import annotations
 
 import os
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
@@ -52,3 +60,21 @@ def flush_denormals() -> str:
     mode = denormal_mode()
     ok = torch.set_flush_denormal(mode == "flush")
     return mode if ok else "keep"
+
+
+def flushing() -> bool:
+    """Whether the calling thread flushes denormals now (a denormal times 1 gives 0)."""
+    return bool((torch.tensor([1e-39]) * 1.0)[0] == 0)
+
+
+@contextmanager
+def flushed() -> Iterator[str]:
+    """The calling thread in :func:`denormal_mode` for the block, its own flags again after.
+    Yields the mode in force."""
+    before = flushing()
+    mode = flush_denormals()
+    try:
+        yield mode
+    finally:
+        if flushing() != before:
+            torch.set_flush_denormal(before)

@@ -19,7 +19,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..allocator import tune_malloc
-from ..denormals import flush_denormals
+from ..denormals import flushed
 
 # Rows (images x samples) per decoder call.  Large enough that the GEMMs run at full
 # speed, small enough that the (rows, D) activations stay well inside memory.
@@ -91,7 +91,12 @@ def evaluate_model(model, x: torch.Tensor, y: torch.Tensor | None, k: int = 5000
                    rows_per_chunk: int = DEFAULT_ROWS_PER_CHUNK) -> EvalResult:
     """Mean test ELBO and IS log-likelihood over x (N, D), repeatable under ``seed``."""
     tune_malloc()  # a bounded heap for its chunks' tens-of-MB blocks (allocator.py)
-    flush_denormals()  # denormals.py
+    with flushed():  # denormals flushed in this thread for the evaluation (denormals.py)
+        return _evaluate_model(model, x, y, k, batch_size, seed, progress, rows_per_chunk)
+
+
+def _evaluate_model(model, x: torch.Tensor, y: torch.Tensor | None, k: int, batch_size: int, seed: int,
+                    progress: bool, rows_per_chunk: int) -> EvalResult:
     was_training = model.training
     model.eval()
     net = inference_form(model, x.device)

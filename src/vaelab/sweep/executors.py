@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import torch
 
 from ..allocator import tune_malloc
-from ..denormals import flush_denormals
+from ..denormals import flush_denormals, flushed
 from ..errors import ConfigError, first_line
 from ..registry import Registry
 from ..runs import run_path
@@ -215,7 +215,8 @@ def _import_ray():
 def _ray_task(config: dict, path: str, data_dir: str | None, threads: int) -> dict:
     torch.set_num_threads(threads)
     os.environ[MAX_THREADS_ENV] = str(threads)
-    result = compute(config, path, data_dir)
+    with flushed():  # Ray's process, not vaelab's: its flags back after the task (denormals.py)
+        result = compute(config, path, data_dir)
     result["worker"] = process_id()
     return result
 

@@ -44,7 +44,7 @@ from typing import Any, Sequence
 import torch
 
 from ..config import RunConfig
-from ..denormals import flush_denormals
+from ..denormals import flushed
 from ..evaluation.likelihood import DEFAULT_ROWS_PER_CHUNK, evaluate_model
 from ..evaluation.quality import config_feature_net, every_image
 from ..models import wants_binary
@@ -106,7 +106,11 @@ def _measure(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> di
 
 
 def _measure_in(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> dict[str, float]:
-    flush_denormals()  # as the sweep's workers run
+    with flushed():  # as the sweep's workers run (denormals.py)
+        return _measure_flushed(cfg_dict, data_dir, threads)
+
+
+def _measure_flushed(cfg_dict: dict[str, Any], data_dir: str | None, threads: int) -> dict[str, float]:
     torch.set_num_threads(threads)
     t_start = time.perf_counter()
     cfg = RunConfig.from_dict(cfg_dict)

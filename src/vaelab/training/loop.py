@@ -32,7 +32,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ..allocator import tune_malloc
-from ..denormals import flush_denormals
+from ..denormals import flushed
 from ..config import RunConfig
 from ..data import Dataset, binarize_dynamic
 from ..data.sources import cache_dir
@@ -120,8 +120,11 @@ class Trainer:
         """Step 2: threads, device, data, model, objective and optimiser; writes config.json
         (with the built model's architecture), then restores the newest checkpoint when
         resuming, or writes the epoch-0 checkpoint (the NaN guard's first rollback target)."""
+        with flushed():  # torch's threads started here (the thread probe) inherit it (denormals.py)
+            return self._build(data_dir, dataset)
+
+    def _build(self, data_dir: str | Path | None, dataset: Dataset | None) -> "Trainer":
         cfg = self.cfg
-        flush_denormals()  # before torch's worker threads exist: they inherit the mode (denormals.py)
         threads = capped_threads(cfg.train.threads)
         if threads:
             torch.set_num_threads(threads)
@@ -386,9 +389,13 @@ class Trainer:
 
     # --- the loop --------------------------------------------------------------------
     def fit(self) -> TrainState:
+        """Step 3: train to ``train.epochs``, a checkpoint and a metrics row per epoch."""
+        with flushed():  # denormals flushed in this thread for the loop (denormals.py)
+            return self._fit()
+
+    def _fit(self) -> TrainState:
         cfg = self.cfg
         tune_malloc()
-        flush_denormals()
         while self.state.epoch < cfg.train.epochs:
             epoch = self.state.epoch
             lr = self._set_lr(epoch)
