@@ -77,3 +77,35 @@ def test_an_unknown_mode_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("VAELAB_MALLOC", "jemalloc")
     with pytest.raises(ConfigError, match="bounded, keep, glibc"):
         malloc_mode()
+
+
+TRAIN_PROBE = r"""
+import ctypes, torch
+from vaelab.allocator import tune_malloc
+class Info(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_size_t) for n in
+                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+out = []
+for phase in ("train", "evaluate"):
+    tune_malloc(phase)
+    for n in (2_500_000, 12_000_000):  # 10 MB (an IWAE step's block), 48 MB (an IS chunk's)
+        t = torch.empty(n).fill_(1.0)
+        out.append(libc.mallinfo2().hblkhd >= 4 * n)
+        del t
+print(*out)
+"""
+
+
+def test_training_keeps_mid_size_blocks_in_the_heap_and_evaluation_does_not():
+    run_env = {k: v for k, v in os.environ.items() if k != "VAELAB_MALLOC"}
+    try:
+        out = subprocess.run([sys.executable, "-c", TRAIN_PROBE], env=run_env, check=True,
+                             capture_output=True, text=True).stdout.split()
+    except subprocess.CalledProcessError as e:
+        if "mallinfo2" in e.stderr:
+            pytest.skip("not glibc >= 2.33")
+        raise
+    # mmapped?  training: 10 MB no, 48 MB yes; evaluating: both
+    assert out == ["False", "True", "True", "True"]

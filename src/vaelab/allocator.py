@@ -13,11 +13,17 @@ VampPrior at N_z = 200 was killed by the kernel at 23 GB, while the same evaluat
 fresh process stayed under 1 GB.  How far the threshold has risen depends on what the
 process did before, which is why a fresh process does not show it.
 
-:func:`tune_malloc` sets the mode once per process (``VAELAB_MALLOC``):
+:func:`tune_malloc` sets the mode (``VAELAB_MALLOC``) when a phase starts (training in
+``Trainer.fit``, evaluation in ``evaluate_model`` and a sweep worker's start):
 
-* ``bounded`` (default): the mmap threshold fixed at 4 MiB, which turns the dynamic
-  adjustment off: blocks of 4 MiB and more always come from mmap and go back at free, so
-  the heap holds only small blocks and cannot grow by fragments of big ones.
+* ``bounded`` (default): the mmap threshold fixed, which turns the dynamic adjustment
+  off.  Evaluating: at 4 MiB, so blocks of 4 MiB and more always come from mmap and go back
+  at free, and the heap holds only small blocks and cannot grow by fragments of big ones
+  (a fixed 16 MiB let the VampPrior's evaluation at N_z = 200 grow from 1.05 to 3.6 GB over
+  1,800 images).  Training: at 16 MiB with a 256 MiB trim threshold, because an IWAE step
+  (k = 50) allocates and frees blocks of 4-16 MiB, and mmapping them afresh every step made
+  its epoch 1.22x slower (4.4 against 3.6 s on 3,000 images; BENCHMARKS.md, section 3);
+  a training step allocates the same blocks every time, so its heap does not creep.
 * ``keep``: mmap and trim thresholds at 1 GiB: freed big blocks stay in the process and are
   reused without page faults, 1.13x faster IS evaluation on the MLP (BENCHMARKS.md), but
   the heap then grows as above (1.1 GB -> 3.9 GB over 300 VampPrior images).  Only for
@@ -38,12 +44,13 @@ from .errors import ConfigError
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
-BOUNDED_MMAP = 4 << 20  # blocks from 4 MiB up: mmapped, returned at free
+BOUNDED_MMAP = 4 << 20  # evaluating: blocks from 4 MiB up mmapped, returned at free
+BOUNDED_TRIM = 128 << 10  # glibc's default trim threshold (it stays there once the mmap one is fixed)
+TRAIN_MMAP = 16 << 20  # training: from 16 MiB up (an IWAE step's 4-16 MiB blocks stay in the heap)
+TRAIN_TRIM = 256 << 20  # ... and a free heap top up to 256 MiB is kept, not handed back every step
 KEEP = 1 << 30  # blocks below 1 GiB from the heap and kept there
 MODES = ("bounded", "keep", "glibc")
 ENV = "VAELAB_MALLOC"
-
-_done: str | None = None
 
 
 def malloc_mode() -> str:
@@ -54,25 +61,43 @@ def malloc_mode() -> str:
     return mode
 
 
-def tune_malloc() -> str:
-    """Set glibc's malloc to :func:`malloc_mode` once per process.  -> the mode in force
-    (``glibc`` where it asked for that, or where this is not glibc)."""
-    global _done
-    if _done is not None:
-        return _done
-    mode = malloc_mode()
-    _done = "glibc"
-    if mode == "glibc" or not sys.platform.startswith("linux"):
-        return _done
+def _mallopt():
+    """glibc's ``mallopt``, or None (not Linux, not glibc)."""
+    if not sys.platform.startswith("linux"):
+        return None
     try:
-        libc = ctypes.CDLL(None)
-        mallopt = libc.mallopt
+        fn = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):  # not glibc
-        return _done
-    mallopt.argtypes, mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    if mode == "bounded":
-        ok = bool(mallopt(M_MMAP_THRESHOLD, BOUNDED_MMAP))
-    else:
+        return None
+    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return fn
+
+
+PHASES = ("evaluate", "train")
+
+
+def tune_malloc(phase: str = "evaluate") -> str:
+    """Set glibc's malloc to :func:`malloc_mode` for ``phase`` (process-wide; each phase
+    sets its own thresholds when it starts).  -> the mode in force (``glibc`` where it asked
+    for that, or where this is not glibc)."""
+    if phase not in PHASES:
+        raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+    mode = malloc_mode()
+    mallopt = _mallopt() if mode != "glibc" else None
+    if mallopt is None:
+        return "glibc"
+    if mode == "keep":
         ok = bool(mallopt(M_MMAP_THRESHOLD, KEEP)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP))
-    _done = mode if ok else "glibc"
-    return _done
+    elif phase == "train":
+        ok = bool(mallopt(M_MMAP_THRESHOLD, TRAIN_MMAP)) and bool(mallopt(M_TRIM_THRESHOLD, TRAIN_TRIM))
+    else:
+        ok = bool(mallopt(M_MMAP_THRESHOLD, BOUNDED_MMAP)) and bool(mallopt(M_TRIM_THRESHOLD, BOUNDED_TRIM))
+        _malloc_trim()  # what training kept free goes back: evaluation's big blocks are mmaps of their own
+    return mode if ok else "glibc"
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL(None).malloc_trim(0)
+    except (OSError, AttributeError):
+        pass

@@ -395,7 +395,7 @@ class Trainer:
 
     def _fit(self) -> TrainState:
         cfg = self.cfg
-        tune_malloc()
+        tune_malloc("train")
         while self.state.epoch < cfg.train.epochs:
             epoch = self.state.epoch
             lr = self._set_lr(epoch)
