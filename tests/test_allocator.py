@@ -14,31 +14,37 @@ from vaelab.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 
-# mallinfo2().hblkhd: bytes in blocks glibc got from mmap; arena: bytes of the heap.
+# mallinfo2().hblkhd: bytes in blocks glibc got from mmap; RSS from /proc/self/statm.
 PROBE = r"""
-import ctypes, sys, torch
-from vaelab.allocator import tune_malloc
+import ctypes, torch
+from vaelab.allocator import release_free_memory, tune_malloc
 class Info(ctypes.Structure):
     _fields_ = [(n, ctypes.c_size_t) for n in
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Info
+def rss():
+    return int(open("/proc/self/statm").read().split()[1]) * 4096
 mode = tune_malloc()
-assert tune_malloc() == mode  # once per process
+assert tune_malloc() == mode
 t = torch.empty(12_000_000)  # 48 MB: an IS chunk's decoder output (15,000 x 784 floats)
 t.fill_(1.0)
 mapped = libc.mallinfo2().hblkhd
+held = rss()
 del t
+release_free_memory()
+freed = held - rss()  # resident bytes handed back once the block is freed
 # Big blocks of several sizes freed, while small tensors made between them live on (as a
-# chunk's results do): glibc's dynamic threshold moves such blocks into the heap.
-before = libc.mallinfo2().arena
+# chunk's results do), one batch after another, each followed by the release.
+before = rss()
 keep = []
 for i in range(60):
-    a = torch.empty(1_100_000 + 250_000 * (i % 7)).fill_(1.0)  # 4.4-10.4 MB: above 4 MiB
+    a = torch.empty(1_100_000 + 250_000 * (i % 7)).fill_(1.0)  # 4.4-10.4 MB
     b = torch.empty(2_000_000 + 100_000 * (i % 5)).fill_(1.0)
     keep.append(torch.zeros(64))
     del a, b
-print(mode, mapped, libc.mallinfo2().arena - before)
+    release_free_memory()
+print(mode, mapped, freed, rss() - before)
 """
 
 
@@ -51,24 +57,26 @@ def probe(**env):
         if "mallinfo2" in e.stderr:
             pytest.skip("not glibc >= 2.33")
         raise
-    return out[0], int(out[1]), int(out[2])  # mode, mmapped bytes, heap growth over the loop
+    return out[0], int(out[1]), int(out[2]), int(out[3])  # mode, mmapped, freed resident, growth
 
 
-def test_the_default_mmaps_big_blocks_and_keeps_the_heap_small():
-    mode, mapped, grown = probe()
+def test_the_default_reuses_big_blocks_and_hands_their_pages_back():
+    mode, mapped, freed, grown = probe()
     assert mode == "bounded"
-    assert mapped >= 48_000_000  # the 48 MB block is an mmap of its own, returned at free
-    assert grown < 4_000_000  # 4-10 MB blocks never enter the heap: nothing there to fragment
+    assert mapped < 48_000_000  # the 48 MB block came from the heap (reused, no fresh page faults)
+    assert freed > 40_000_000  # ... and its pages went back to the kernel at the release
+    assert grown < 8_000_000  # a loop of 4-10 MB blocks leaves at most ~one block resident
 
 
 def test_keep_holds_big_blocks_in_the_heap():
-    mode, mapped, _ = probe(VAELAB_MALLOC="keep")
+    mode, mapped, freed, _ = probe(VAELAB_MALLOC="keep")
     assert mode == "keep"
     assert mapped < 48_000_000  # the 48 MB block came from the heap
+    assert freed < 8_000_000  # and stays resident: no release in this mode
 
 
 def test_glibc_leaves_the_defaults():
-    mode, mapped, _ = probe(VAELAB_MALLOC="glibc")
+    mode, mapped, _, _ = probe(VAELAB_MALLOC="glibc")
     assert mode == "glibc"
     assert mapped >= 48_000_000  # glibc's default: a block this size is mmapped
 
@@ -98,7 +106,7 @@ print(*out)
 """
 
 
-def test_training_keeps_mid_size_blocks_in_the_heap_and_evaluation_does_not():
+def test_training_mmaps_only_blocks_from_16_mib_and_evaluation_none():
     run_env = {k: v for k, v in os.environ.items() if k != "VAELAB_MALLOC"}
     try:
         out = subprocess.run([sys.executable, "-c", TRAIN_PROBE], env=run_env, check=True,
@@ -107,5 +115,5 @@ def test_training_keeps_mid_size_blocks_in_the_heap_and_evaluation_does_not():
         if "mallinfo2" in e.stderr:
             pytest.skip("not glibc >= 2.33")
         raise
-    # mmapped?  training: 10 MB no, 48 MB yes; evaluating: both
-    assert out == ["False", "True", "True", "True"]
+    # mmapped?  training: 10 MB no, 48 MB yes; evaluating: neither (reused, released per batch)
+    assert out == ["False", "True", "False", "False"]

@@ -16,14 +16,16 @@ process did before, which is why a fresh process does not show it.
 :func:`tune_malloc` sets the mode (``VAELAB_MALLOC``) when a phase starts (training in
 ``Trainer.fit``, evaluation in ``evaluate_model`` and a sweep worker's start):
 
-* ``bounded`` (default): the mmap threshold fixed, which turns the dynamic adjustment
-  off.  Evaluating: at 4 MiB, so blocks of 4 MiB and more always come from mmap and go back
-  at free, and the heap holds only small blocks and cannot grow by fragments of big ones
-  (a fixed 16 MiB let the VampPrior's evaluation at N_z = 200 grow from 1.05 to 3.6 GB over
-  1,800 images).  Training: at 16 MiB with a 256 MiB trim threshold, because an IWAE step
-  (k = 50) allocates and frees blocks of 4-16 MiB, and mmapping them afresh every step made
-  its epoch 1.22x slower (4.4 against 3.6 s on 3,000 images; BENCHMARKS.md, section 3);
-  a training step allocates the same blocks every time, so its heap does not creep.
+* ``bounded`` (default).  Evaluating: mmap and trim thresholds at 1 GiB, so a chunk's
+  big blocks are reused from the heap without page faults, and after every batch of
+  images :func:`release_free_memory` hands the heap's free pages back (``malloc_trim``),
+  so that fragments cannot pile up: the VampPrior's evaluation at N_z = 200 in a worker
+  stayed at 1.2-1.3 GB over 1,800 images, and the CNN's evaluation ran 1.28x faster than
+  with a fixed 4 MiB mmap threshold, which kept memory flat (0.83 GB) by mmapping every
+  block of 4 MiB or more afresh (BENCHMARKS.md, section 3).  Training: the mmap threshold
+  fixed at 16 MiB with a 256 MiB trim threshold, because an IWAE step (k = 50) allocates
+  and frees blocks of 4-16 MiB, and mmapping them afresh every step made its epoch 1.22x
+  slower; a training step allocates the same blocks every time, so its heap does not creep.
 * ``keep``: mmap and trim thresholds at 1 GiB: freed big blocks stay in the process and are
   reused without page faults, 1.13x faster IS evaluation on the MLP (BENCHMARKS.md), but
   the heap then grows as above (1.1 GB -> 3.9 GB over 300 VampPrior images).  Only for
@@ -37,6 +39,7 @@ changes.  A no-op off glibc (macOS, Windows, musl).
 from __future__ import annotations
 
 import ctypes
+import functools
 import os
 import sys
 
@@ -44,8 +47,6 @@ from .errors import ConfigError
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
-BOUNDED_MMAP = 4 << 20  # evaluating: blocks from 4 MiB up mmapped, returned at free
-BOUNDED_TRIM = 128 << 10  # glibc's default trim threshold (it stays there once the mmap one is fixed)
 TRAIN_MMAP = 16 << 20  # training: from 16 MiB up (an IWAE step's 4-16 MiB blocks stay in the heap)
 TRAIN_TRIM = 256 << 20  # ... and a free heap top up to 256 MiB is kept, not handed back every step
 KEEP = 1 << 30  # blocks below 1 GiB from the heap and kept there
@@ -61,14 +62,24 @@ def malloc_mode() -> str:
     return mode
 
 
-def _mallopt():
-    """glibc's ``mallopt``, or None (not Linux, not glibc)."""
+@functools.lru_cache(maxsize=1)
+def _libc():
+    """This process's C library where it is glibc on Linux, else None."""
     if not sys.platform.startswith("linux"):
         return None
     try:
-        fn = ctypes.CDLL(None).mallopt
-    except (OSError, AttributeError):  # not glibc
+        libc = ctypes.CDLL(None)
+    except OSError:
         return None
+    return libc if all(hasattr(libc, name) for name in ("mallopt", "malloc_trim")) else None
+
+
+def _mallopt():
+    """glibc's ``mallopt``, or None (not Linux, not glibc)."""
+    libc = _libc()
+    if libc is None:
+        return None
+    fn = libc.mallopt
     fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
     return fn
 
@@ -90,14 +101,16 @@ def tune_malloc(phase: str = "evaluate") -> str:
         ok = bool(mallopt(M_MMAP_THRESHOLD, KEEP)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP))
     elif phase == "train":
         ok = bool(mallopt(M_MMAP_THRESHOLD, TRAIN_MMAP)) and bool(mallopt(M_TRIM_THRESHOLD, TRAIN_TRIM))
-    else:
-        ok = bool(mallopt(M_MMAP_THRESHOLD, BOUNDED_MMAP)) and bool(mallopt(M_TRIM_THRESHOLD, BOUNDED_TRIM))
-        _malloc_trim()  # what training kept free goes back: evaluation's big blocks are mmaps of their own
+    else:  # evaluating: big blocks kept for reuse, free pages handed back after each batch
+        ok = bool(mallopt(M_MMAP_THRESHOLD, KEEP)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP))
+        release_free_memory()
     return mode if ok else "glibc"
 
 
-def _malloc_trim() -> None:
-    try:
-        ctypes.CDLL(None).malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+def release_free_memory() -> None:
+    """In the ``bounded`` mode, hand the heap's free pages back to the kernel (glibc's
+    ``malloc_trim``; a few hundred microseconds): an evaluation calls it after every batch
+    of images.  A no-op in the other modes and off glibc."""
+    libc = _libc()
+    if libc is not None and malloc_mode() == "bounded":
+        libc.malloc_trim(0)

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 import torch
 from tqdm.auto import tqdm
 
-from ..allocator import tune_malloc
+from ..allocator import release_free_memory, tune_malloc
 from ..denormals import flushed
 
 # Rows (images x samples) per decoder call.  Large enough that the GEMMs run at full
@@ -115,6 +115,7 @@ def _evaluate_model(model, x: torch.Tensor, y: torch.Tensor | None, k: int, batc
             for name, v in out.items():
                 totals[name].append(v.cpu())
             bar.update(xb.shape[0])
+            release_free_memory()  # the batch's freed blocks do not pile up (allocator.py)
         bar.close()
     model.train(was_training)
     cat = {name: torch.cat(v) for name, v in totals.items()}

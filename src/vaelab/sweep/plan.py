@@ -43,6 +43,7 @@ from typing import Any, Sequence
 
 import torch
 
+from ..allocator import tune_malloc
 from ..config import RunConfig
 from ..denormals import flushed
 from ..evaluation.likelihood import DEFAULT_ROWS_PER_CHUNK, evaluate_model
@@ -130,6 +131,7 @@ def _measure_flushed(cfg_dict: dict[str, Any], data_dir: str | None, threads: in
     with tempfile.TemporaryDirectory(prefix="vaelab-plan-") as tmp:
         tr = Trainer.open(cfg.replace(**{"train.threads": 0}), Path(tmp) / "run", progress=False).build(dataset=small)
         torch.set_num_threads(threads)
+        tune_malloc("train")  # as Trainer.fit does (evaluate_model sets its own phase below)
         t0 = time.perf_counter()
         tr._train_epoch(0)  # warm-up: allocator, BLAS and kernel choice (and compiling, train.compile)
         warm = time.perf_counter() - t0
