@@ -32,7 +32,7 @@ t.fill_(1.0)
 mapped = libc.mallinfo2().hblkhd
 held = rss()
 del t
-release_free_memory()
+release_free_memory(force=True)
 freed = held - rss()  # resident bytes handed back once the block is freed
 # Big blocks of several sizes freed, while small tensors made between them live on (as a
 # chunk's results do), one batch after another, each followed by the release.
@@ -43,7 +43,7 @@ for i in range(60):
     b = torch.empty(2_000_000 + 100_000 * (i % 5)).fill_(1.0)
     keep.append(torch.zeros(64))
     del a, b
-    release_free_memory()
+    release_free_memory(force=True)
 print(mode, mapped, freed, rss() - before)
 """
 

@@ -17,12 +17,12 @@ process did before, which is why a fresh process does not show it.
 ``Trainer.fit``, evaluation in ``evaluate_model`` and a sweep worker's start):
 
 * ``bounded`` (default).  Evaluating: mmap and trim thresholds at 1 GiB, so a chunk's
-  big blocks are reused from the heap without page faults, and after every batch of
-  images :func:`release_free_memory` hands the heap's free pages back (``malloc_trim``),
-  so that fragments cannot pile up: the VampPrior's evaluation at N_z = 200 in a worker
-  stayed at 1.2-1.3 GB over 1,800 images, and the CNN's evaluation ran 1.28x faster than
-  with a fixed 4 MiB mmap threshold, which kept memory flat (0.83 GB) by mmapping every
-  block of 4 MiB or more afresh (BENCHMARKS.md, section 3).  Training: the mmap threshold
+  big blocks are reused from the heap without page faults, and :func:`release_free_memory`
+  hands the heap's free pages back (``malloc_trim``) at most once a second, between
+  batches of images, so that fragments cannot pile up: the VampPrior's evaluation at
+  N_z = 200 in a worker stayed at 1.2-1.5 GB over 1,800 images, and the CNN's evaluation ran
+  1.3x faster than with a fixed 4 MiB mmap threshold, which kept memory flat (0.83 GB) by
+  mmapping every block of 4 MiB or more afresh (BENCHMARKS.md, section 3).  Training: the mmap threshold
   fixed at 16 MiB with a 256 MiB trim threshold, because an IWAE step (k = 50) allocates
   and frees blocks of 4-16 MiB, and mmapping them afresh every step made its epoch 1.22x
   slower; a training step allocates the same blocks every time, so its heap does not creep.
@@ -42,6 +42,7 @@ import ctypes
 import functools
 import os
 import sys
+import time
 
 from .errors import ConfigError
 
@@ -103,14 +104,34 @@ def tune_malloc(phase: str = "evaluate") -> str:
         ok = bool(mallopt(M_MMAP_THRESHOLD, TRAIN_MMAP)) and bool(mallopt(M_TRIM_THRESHOLD, TRAIN_TRIM))
     else:  # evaluating: big blocks kept for reuse, free pages handed back after each batch
         ok = bool(mallopt(M_MMAP_THRESHOLD, KEEP)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP))
-        release_free_memory()
+        if _phase != "evaluate":
+            release_free_memory(force=True)  # what training kept free goes back, once
+    _set_phase(phase)
     return mode if ok else "glibc"
 
 
-def release_free_memory() -> None:
+_phase: str | None = None
+
+
+def _set_phase(phase: str) -> None:
+    global _phase
+    _phase = phase
+
+
+RELEASE_EVERY_S = 1.0  # at most one release a second: each costs the next batch its page faults
+_last_release = 0.0
+
+
+def release_free_memory(force: bool = False) -> None:
     """In the ``bounded`` mode, hand the heap's free pages back to the kernel (glibc's
-    ``malloc_trim``; a few hundred microseconds): an evaluation calls it after every batch
-    of images.  A no-op in the other modes and off glibc."""
+    ``malloc_trim``), at most once every :data:`RELEASE_EVERY_S` seconds unless ``force``:
+    an evaluation calls it after every batch of images, and the pages it hands back are
+    faulted in again by the next batch.  A no-op in the other modes and off glibc."""
+    global _last_release
     libc = _libc()
-    if libc is not None and malloc_mode() == "bounded":
+    if libc is None or malloc_mode() != "bounded":
+        return
+    now = time.monotonic()
+    if force or now - _last_release >= RELEASE_EVERY_S:
         libc.malloc_trim(0)
+        _last_release = time.monotonic()

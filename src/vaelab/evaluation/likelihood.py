@@ -115,7 +115,7 @@ def _evaluate_model(model, x: torch.Tensor, y: torch.Tensor | None, k: int, batc
             for name, v in out.items():
                 totals[name].append(v.cpu())
             bar.update(xb.shape[0])
-            release_free_memory()  # the batch's freed blocks do not pile up (allocator.py)
+            release_free_memory()  # freed blocks do not pile up (allocator.py; at most once a second)
         bar.close()
     model.train(was_training)
     cat = {name: torch.cat(v) for name, v in totals.items()}
