@@ -48,15 +48,21 @@ print(mode, mapped, freed, rss() - before)
 """
 
 
-def probe(**env):
+def run_probe(code: str, **env) -> list[str]:
+    """Run ``code`` in a fresh interpreter (the malloc settings are process-wide) with
+    VAELAB_MALLOC from ``env`` only; -> its output's words."""
     run_env = {k: v for k, v in os.environ.items() if k != "VAELAB_MALLOC"}
     try:
-        out = subprocess.run([sys.executable, "-c", PROBE], env={**run_env, **env}, check=True,
-                             capture_output=True, text=True).stdout.split()
+        return subprocess.run([sys.executable, "-c", code], env={**run_env, **env}, check=True,
+                              capture_output=True, text=True).stdout.split()
     except subprocess.CalledProcessError as e:
         if "mallinfo2" in e.stderr:
             pytest.skip("not glibc >= 2.33")
         raise
+
+
+def probe(**env):
+    out = run_probe(PROBE, **env)
     return out[0], int(out[1]), int(out[2]), int(out[3])  # mode, mmapped, freed resident, growth
 
 
@@ -107,13 +113,6 @@ print(*out)
 
 
 def test_training_mmaps_only_blocks_from_16_mib_and_evaluation_none():
-    run_env = {k: v for k, v in os.environ.items() if k != "VAELAB_MALLOC"}
-    try:
-        out = subprocess.run([sys.executable, "-c", TRAIN_PROBE], env=run_env, check=True,
-                             capture_output=True, text=True).stdout.split()
-    except subprocess.CalledProcessError as e:
-        if "mallinfo2" in e.stderr:
-            pytest.skip("not glibc >= 2.33")
-        raise
+    out = run_probe(TRAIN_PROBE)
     # mmapped?  training: 10 MB no, 48 MB yes; evaluating: neither (reused, released per batch)
     assert out == ["False", "True", "False", "False"]

@@ -40,11 +40,10 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import sys
 import time
 
-from .errors import ConfigError
+from .errors import env_choice
 
 M_TRIM_THRESHOLD = -1  # glibc's mallopt parameter numbers (malloc.h)
 M_MMAP_THRESHOLD = -3
@@ -57,10 +56,7 @@ ENV = "VAELAB_MALLOC"
 
 def malloc_mode() -> str:
     """The mode ``VAELAB_MALLOC`` asks for (default ``bounded``); a ConfigError for another."""
-    mode = os.environ.get(ENV, "bounded").strip().lower() or "bounded"
-    if mode not in MODES:
-        raise ConfigError(f"{ENV}={mode!r} is not a malloc mode; use one of {', '.join(MODES)}")
-    return mode
+    return env_choice(ENV, MODES, "malloc mode")
 
 
 @functools.lru_cache(maxsize=1)
@@ -72,17 +68,10 @@ def _libc():
         libc = ctypes.CDLL(None)
     except OSError:
         return None
-    return libc if all(hasattr(libc, name) for name in ("mallopt", "malloc_trim")) else None
-
-
-def _mallopt():
-    """glibc's ``mallopt``, or None (not Linux, not glibc)."""
-    libc = _libc()
-    if libc is None:
+    if not all(hasattr(libc, name) for name in ("mallopt", "malloc_trim")):
         return None
-    fn = libc.mallopt
-    fn.argtypes, fn.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
-    return fn
+    libc.mallopt.argtypes, libc.mallopt.restype = [ctypes.c_int, ctypes.c_int], ctypes.c_int
+    return libc
 
 
 PHASES = ("evaluate", "train")
@@ -94,28 +83,21 @@ def tune_malloc(phase: str = "evaluate") -> str:
     for that, or where this is not glibc)."""
     if phase not in PHASES:
         raise ValueError(f"phase must be one of {PHASES}, got {phase!r}")
+    global _phase
     mode = malloc_mode()
-    mallopt = _mallopt() if mode != "glibc" else None
-    if mallopt is None:
+    libc = _libc() if mode != "glibc" else None
+    if libc is None:
         return "glibc"
-    if mode == "keep":
-        ok = bool(mallopt(M_MMAP_THRESHOLD, KEEP)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP))
-    elif phase == "train":
-        ok = bool(mallopt(M_MMAP_THRESHOLD, TRAIN_MMAP)) and bool(mallopt(M_TRIM_THRESHOLD, TRAIN_TRIM))
-    else:  # evaluating: big blocks kept for reuse, free pages handed back after each batch
-        ok = bool(mallopt(M_MMAP_THRESHOLD, KEEP)) and bool(mallopt(M_TRIM_THRESHOLD, KEEP))
-        if _phase != "evaluate":
-            release_free_memory(force=True)  # what training kept free goes back, once
-    _set_phase(phase)
+    # keep: 1 GiB in every phase; bounded: 16 MiB training, 1 GiB evaluating (pages released between batches)
+    mmap, trim = (TRAIN_MMAP, TRAIN_TRIM) if mode == "bounded" and phase == "train" else (KEEP, KEEP)
+    ok = bool(libc.mallopt(M_MMAP_THRESHOLD, mmap)) and bool(libc.mallopt(M_TRIM_THRESHOLD, trim))
+    if phase == "evaluate" and _phase != "evaluate":
+        release_free_memory(force=True)  # what training kept free goes back, once (a no-op unless bounded)
+    _phase = phase
     return mode if ok else "glibc"
 
 
-_phase: str | None = None
-
-
-def _set_phase(phase: str) -> None:
-    global _phase
-    _phase = phase
+_phase: str | None = None  # the phase tune_malloc last set
 
 
 RELEASE_EVERY_S = 1.0  # at most one release a second: each costs the next batch its page faults

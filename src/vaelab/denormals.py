@@ -33,13 +33,12 @@ A no-op on CPUs without the flags (ARM, where torch reports it unsupported).
 
 from __future__ import annotations
 
-import os
 from contextlib import contextmanager
 from typing import Iterator
 
 import torch
 
-from .errors import ConfigError
+from .errors import env_choice
 
 MODES = ("flush", "keep")
 ENV = "VAELAB_DENORMALS"
@@ -47,10 +46,7 @@ ENV = "VAELAB_DENORMALS"
 
 def denormal_mode() -> str:
     """The mode ``VAELAB_DENORMALS`` asks for (default ``flush``); a ConfigError for another."""
-    mode = os.environ.get(ENV, "flush").strip().lower() or "flush"
-    if mode not in MODES:
-        raise ConfigError(f"{ENV}={mode!r} is not a denormal mode; use one of {', '.join(MODES)}")
-    return mode
+    return env_choice(ENV, MODES, "denormal mode")
 
 
 def flush_denormals() -> str:

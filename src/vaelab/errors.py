@@ -6,6 +6,8 @@ with ``err.exit_code``; no traceback is shown.  Programming errors stay ordinary
 exceptions so that they are loud.
 """
 
+import os
+
 
 def first_line(err: BaseException, fallback: str | None = None) -> str:
     """The first line of ``str(err)``, for a one-line message; ``fallback`` (default: the
@@ -42,3 +44,12 @@ class TrainingDiverged(VaelabError):
     """A non-finite loss or gradient that the NaN guard could not recover from."""
 
     exit_code = 3
+
+
+def env_choice(name: str, choices: tuple[str, ...], what: str) -> str:
+    """The value of environment variable ``name`` (case and spaces ignored; unset or empty:
+    ``choices[0]``), or a ConfigError naming the choices."""
+    value = os.environ.get(name, "").strip().lower() or choices[0]
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r} is not a {what}; use one of {', '.join(choices)}")
+    return value
