@@ -32,6 +32,12 @@ class Likelihood(nn.Module):
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    def log_prob_grad(self, params: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """:meth:`log_prob` (the same numbers) and its gradient in ``params``, for a flat
+        batch: params (N, n_params * D), x (N, D) -> ((N,), (N, n_params * D)).  None where
+        the likelihood does not write its gradient out (its models then train by autograd)."""
+        return None
+
     def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
         """Parameters (n_params * D,) whose ``mean`` is the image ``mean`` (D,): the decoder's
         output bias at the start.  Grey levels are clipped to [1e-3, 1 - 1e-3] first, so an
@@ -67,6 +73,10 @@ class BernoulliLikelihood(Likelihood):
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
+
+    def log_prob_grad(self, params: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """d/dl [x l - softplus(l)] = x - sigmoid(l)."""
+        return self.log_prob(params, x), torch.sub(x, torch.sigmoid(params))
 
     def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
         return _logit_of_mean(mean)
@@ -148,6 +158,16 @@ class GaussianLikelihood(Likelihood):
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mean, std = self.split(params)
         return (-0.5 * ((x - mean) / std).pow(2) - torch.log(std) - 0.5 * LOG_2PI).sum(-1)
+
+    def log_prob_grad(self, params: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """With r = (x - mean) / std: d/da = (r / std) mean (1 - mean) and
+        d/db = (r^2 - 1) / std * sigmoid(b), since d softplus(b) / db = sigmoid(b)."""
+        b = params.chunk(2, dim=-1)[1]
+        mean, std = self.split(params)
+        r = (x - mean) / std
+        d_a = (r / std).mul_(mean * (1.0 - mean))
+        d_b = (r * r - 1.0).div_(std).mul_(torch.sigmoid(b))
+        return (-0.5 * r.pow(2) - torch.log(std) - 0.5 * LOG_2PI).sum(-1), torch.cat([d_a, d_b], dim=-1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return self.split(params)[0]

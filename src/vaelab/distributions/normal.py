@@ -27,8 +27,21 @@ class DiagonalGaussian:
 
     def rsample(self, k: int) -> torch.Tensor:
         """k reparameterised samples z = mean + std * eps (K&W eq. 10).  -> (k, ..., D)."""
-        eps = torch.randn((k, *self.mean.shape), dtype=self.mean.dtype, device=self.mean.device)
+        return self.at(self.noise(k))
+
+    def noise(self, k: int) -> torch.Tensor:
+        """The standard normal draws eps of :meth:`rsample`.  -> (k, ..., D)."""
+        return torch.randn((k, *self.mean.shape), dtype=self.mean.dtype, device=self.mean.device)
+
+    def at(self, eps: torch.Tensor) -> torch.Tensor:
+        """z = mean + std * eps for given draws (k, ..., D)."""
         return self.mean + self.std * eps
+
+    def at_backward(self, eps: torch.Tensor, grad_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The reparameterisation's backward: d loss / dz (k, ..., D) at z = :meth:`at` (eps)
+        -> (d loss / d mean, d loss / d logvar), each (..., D): dz/dmean = 1 and
+        dz/dlogvar = eps * std / 2, summed over the k samples."""
+        return grad_z.sum(0), (grad_z * eps).sum(0).mul_(0.5 * self.std)
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log N(z; mean, var) summed over the last dim; z broadcasts against mean.  -> (...)."""
@@ -39,3 +52,7 @@ class DiagonalGaussian:
     def kl_standard_normal(self) -> torch.Tensor:
         """KL(q || N(0, I)) in closed form (K&W appendix B).  -> (...)."""
         return 0.5 * (self.mean.pow(2) + torch.exp(self.logvar) - 1.0 - self.logvar).sum(-1)
+
+    def kl_standard_normal_grad(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Its gradient per example: (d KL / d mean, d KL / d logvar) = (mean, (exp(logvar) - 1) / 2)."""
+        return self.mean, torch.exp(self.logvar).sub_(1.0).mul_(0.5)

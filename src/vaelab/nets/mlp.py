@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import torch
 import torch.nn as nn
-
-from dataclasses import dataclass
 
 from ..registry import Registry
 from .describe import describe_sequential
@@ -18,15 +19,46 @@ class Activation:
 
     module: type[nn.Module]
     init: str
+    # Its backward written from its output h = f(a): (d loss / dh, h) -> d loss / da, for the
+    # hand-written backward (:meth:`MLP.backward_taped`); None where none exists (GELU's
+    # needs a), and a net with it trains by autograd.
+    backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __call__(self) -> nn.Module:
         return self.module()
 
 
+# Backward passes from the output h = f(a), the kernels autograd runs for these modules
+# where ATen has one (module-level functions: a model holding one still pickles).
+def _b_tanh(d, h):
+    return torch.ops.aten.tanh_backward(d, h)
+
+
+def _b_sigmoid(d, h):
+    return torch.ops.aten.sigmoid_backward(d, h)
+
+
+def _b_relu(d, h):
+    return torch.ops.aten.threshold_backward(d, h, 0.0)
+
+
+def _b_leaky_relu(d, h):  # nn.LeakyReLU's default slope; h > 0 exactly where a > 0
+    return torch.ops.aten.leaky_relu_backward(d, h, 0.01, True)
+
+
+def _b_elu(d, h):  # nn.ELU's alpha 1
+    return torch.ops.aten.elu_backward(d, 1.0, 1.0, 1.0, True, h)
+
+
+def _b_softplus(d, h):  # f'(a) = sigmoid(a) = 1 - exp(-softplus(a)); nn.Softplus returns a above 20, where both are 1
+    return d * -torch.expm1(-h)
+
+
 ACTIVATIONS: Registry = Registry("activation", {
-    "tanh": Activation(nn.Tanh, "glorot"), "softplus": Activation(nn.Softplus, "glorot"),
-    "sigmoid": Activation(nn.Sigmoid, "glorot"), "relu": Activation(nn.ReLU, "he"),
-    "leaky_relu": Activation(nn.LeakyReLU, "he"), "elu": Activation(nn.ELU, "he"), "gelu": Activation(nn.GELU, "he"),
+    "tanh": Activation(nn.Tanh, "glorot", _b_tanh), "softplus": Activation(nn.Softplus, "glorot", _b_softplus),
+    "sigmoid": Activation(nn.Sigmoid, "glorot", _b_sigmoid), "relu": Activation(nn.ReLU, "he", _b_relu),
+    "leaky_relu": Activation(nn.LeakyReLU, "he", _b_leaky_relu), "elu": Activation(nn.ELU, "he", _b_elu),
+    "gelu": Activation(nn.GELU, "he"),
 }, plugins="activation")
 
 
@@ -51,6 +83,8 @@ class MLP(nn.Module):
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
         self.in_dim, self.out_dim, self.cond_dim = in_dim, out_dim, cond_dim
+        # a plugin's activation may be a bare nn.Module class, without a derivative
+        self._act_backward = getattr(ACTIVATIONS.get(act), "backward", None) if hidden else None
 
     @property
     def output_bias(self) -> torch.Tensor:
@@ -63,11 +97,59 @@ class MLP(nn.Module):
             x = torch.cat([x, cond.expand(*x.shape[:-1], cond.shape[-1])], dim=-1)
         return self.net(x)
 
+    # --- the forward pass with its backward written out (objectives/closed.py) -------------
+    @property
+    def taped(self) -> bool:
+        """Whether :meth:`backward_taped` can stand in for autograd: the hidden activation
+        has a backward from its output and no hook watches a layer (the taped pass would skip it)."""
+        hooked = any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                     for m in self.modules())
+        return (self._act_backward is not None or len(self.net) == 1) and not hooked
+
+    def forward_taped(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
+        """:meth:`forward` (the same ops, the same numbers) on a flat batch (N, in), keeping
+        every layer's input and output.  -> (output, tape) for :meth:`backward_taped`."""
+        if cond is not None:
+            x = torch.cat([x, cond.expand(*x.shape[:-1], cond.shape[-1])], dim=-1)
+        tape = [x]
+        for layer in self.net:
+            tape.append(layer(tape[-1]))
+        return tape[-1], tape
+
+    def backward_taped(self, tape: list, grad_out: torch.Tensor, input_grad: bool = False) -> torch.Tensor | None:
+        """Backpropagate ``grad_out`` = d loss / d output (N, out) through the taped pass:
+        each weight's and bias's gradient goes into its ``.grad`` (replacing what is there,
+        as after ``zero_grad``); -> d loss / d input (N, in + cond) when ``input_grad``."""
+        d = grad_out
+        for i in range(len(self.net) - 1, -1, -1):
+            layer = self.net[i]
+            if isinstance(layer, nn.Linear):
+                _write_grad(layer.weight, lambda out: torch.mm(d.t(), tape[i], out=out))
+                if layer.bias is not None:
+                    _write_grad(layer.bias, lambda out: torch.sum(d, 0, out=out))
+                if i == 0 and not input_grad:
+                    return None
+                d = torch.mm(d, layer.weight)
+            else:  # an activation, from its output
+                d = self._act_backward(d, tape[i + 1])
+        return d
+
     def describe(self, name: str) -> dict:
         """The forward pass as data (:mod:`.describe`); ``name``: this net's state_dict prefix."""
         cond = [{"op": "concat_condition", "size": self.cond_dim}] if self.cond_dim else []
         return {"type": "mlp", "in": self.in_dim, "condition": self.cond_dim, "out": self.out_dim,
                 "steps": cond + describe_sequential(self.net, f"{name}.net")}
+
+
+def _write_grad(p: torch.Tensor, compute: Callable[[torch.Tensor | None], torch.Tensor]) -> None:
+    """p.grad = compute(out), written into the gradient tensor p already holds (no
+    allocation per step) when there is one."""
+    g = p.grad
+    if g is not None and (g.shape != p.shape or not g.is_contiguous()):
+        g = None
+    result = compute(g)
+    if g is None:
+        p.grad = result
 
 
 class MLPArchitecture:

@@ -40,6 +40,11 @@ class Objective:
             return None
         return corrupt(x, self.cfg.noise, self.cfg.noise_level)
 
+    def closed_step(self, model):
+        """This objective's step with the gradient written out by hand for ``model``
+        (:mod:`.closed`), or None: train by autograd."""
+        return None
+
     def __call__(self, model, x: torch.Tensor, y: torch.Tensor | None = None,
                  progress: float = 1.0) -> dict[str, torch.Tensor]:
         """``progress`` = epochs done so far (fractional), for warm-ups.  -> {name: (B,)}."""

@@ -14,6 +14,7 @@ import torch
 
 from ..errors import ConfigError
 from .base import Objective
+from .closed import closed_elbo_step
 
 
 class ELBO(Objective):
@@ -31,6 +32,13 @@ class ELBO(Objective):
         if self.cfg.warmup_epochs <= 0:
             return self.cfg.beta
         return self.cfg.beta * min(1.0, progress / self.cfg.warmup_epochs)
+
+    def closed_step(self, model):
+        """One sample with the closed-form KL (the study's estimator, ``kl`` auto or
+        analytic): written out where the model's parts allow (:mod:`.closed`)."""
+        if self.cfg.k != 1 or self.cfg.kl == "sampled" or type(self).__call__ is not ELBO.__call__:
+            return None
+        return closed_elbo_step(model, self)
 
     def __call__(self, model, x, y=None, progress: float = 1.0) -> dict[str, torch.Tensor]:
         lw = model.log_weights(x, self.cfg.k, y, x_in=self.encoder_input(x))  # (k, B) terms

@@ -41,6 +41,7 @@ from ..errors import CheckpointError, TrainingDiverged, first_line
 from ..evaluation.likelihood import inference_form
 from ..models import build_model, check_fits_memory
 from ..objectives import build_objective
+from ..objectives.closed import step_mode
 from ..runs import (RunDir, TrainState, check_same_data, config_dataset, data_record, list_checkpoints, load_latest,
                     run_dataset, save_checkpoint)
 from .events import EventWriter
@@ -143,6 +144,7 @@ class Trainer:
         self._binary: torch.Tensor | None = None  # the epoch's binarised training set (dynamic data)
         self._graphed: GraphedStep | None = None
         self._use_graph = self._wants_graph()
+        self._closed = self._closed_step()
         self.run.path.mkdir(parents=True, exist_ok=True)
         self.run.write_config(cfg, self.info, self.model.describe(), self.data)
         loaded = load_latest(self.run.ckpt_dir) if self.resume else None
@@ -188,6 +190,9 @@ class Trainer:
         y = self.train_y[:bs] if self.use_labels else None
 
         def step() -> None:
+            if self._closed is not None:
+                self._closed(x, y)
+                return
             terms = self.objective(self.model, x, y)
             (-terms["objective"].mean()).backward()
 
@@ -282,6 +287,21 @@ class Trainer:
         print(f"vaelab: warning: train.compile failed ({type(err).__name__}: {first_line(err)[:200]}); "
               f"training eagerly", file=sys.stderr, flush=True)
 
+    # --- the written-out gradient (objectives/closed.py) -------------------------------
+    def _closed_step(self):
+        """The objective's step with its gradient by hand, where the model's parts write it
+        out and neither ``train.compile`` nor a captured graph replaces the step; else None."""
+        if step_mode() != "closed" or self._compiled is not None or self._use_graph:
+            return None
+        return self.objective.closed_step(self.model)
+
+    @property
+    def step_kind(self) -> str:
+        """How this run's gradients are computed (each metrics row records it)."""
+        if self._compiled is not None:
+            return "compiled"
+        return "closed" if self._closed is not None else "autograd"
+
     # --- the captured step (train.cuda_graph) -------------------------------------------
     def _wants_graph(self) -> bool:
         cfg = self.cfg
@@ -344,6 +364,10 @@ class Trainer:
             graphed = self._graph_step(x, y) if self._use_graph and x.shape[0] == bs else None
             if graphed is not None:  # forward and backward replayed; .grad holds this batch's gradient
                 loss, batch_sums = graphed
+            elif self._closed is not None:  # the gradient written into .grad by hand
+                terms = self._closed(x, y, epoch + step / steps)
+                loss = -terms["objective"].mean()
+                batch_sums = None
             else:
                 if self._compiled is not None:
                     loss, batch_sums = self._compiled_step(x, y)
@@ -413,7 +437,7 @@ class Trainer:
                 self._recover(epoch, NonFinite(-1, f"validation ELBO is {valid}"))
                 continue
             row = {"epoch": epoch + 1, **stats, "valid_elbo": valid, "lr": lr, "seconds": round(seconds, 4),
-                   "threads": self.threads}
+                   "threads": self.threads, "step": self.step_kind}
             self.state.epoch = epoch + 1
             self.state.metrics.append(row)
             self.state.train_seconds += seconds
