@@ -32,10 +32,12 @@ class Likelihood(nn.Module):
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
-    def log_prob_grad(self, params: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """:meth:`log_prob` (the same numbers) and its gradient in ``params``, for a flat
-        batch: params (N, n_params * D), x (N, D) -> ((N,), (N, n_params * D)).  None where
-        the likelihood does not write its gradient out (its models then train by autograd)."""
+    def log_prob_backward(self, params: torch.Tensor, x: torch.Tensor,
+                          grad: torch.Tensor) -> torch.Tensor | None:
+        """The backward of :meth:`log_prob` as autograd computes it (the same kernels in the
+        same order, so the same numbers bit for bit), for a flat batch: params (N, n_params * D),
+        x (N, D), grad = d loss / d log_prob (N,) -> d loss / d params.  None where the
+        likelihood does not write it out (its models then train by autograd)."""
         return None
 
     def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
@@ -74,9 +76,11 @@ class BernoulliLikelihood(Likelihood):
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return torch.sigmoid(params)
 
-    def log_prob_grad(self, params: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """d/dl [x l - softplus(l)] = x - sigmoid(l)."""
-        return self.log_prob(params, x), torch.sub(x, torch.sigmoid(params))
+    def log_prob_backward(self, params: torch.Tensor, x: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
+        """d/dl [x l - softplus(l)] = x - sigmoid(l), as autograd runs ``(x * l - softplus(l)).sum(-1)``
+        backwards: the sum's expanded grad g, softplus' kernel on -g, plus g * x."""
+        g = grad.unsqueeze(-1).expand_as(params)
+        return torch.ops.aten.softplus_backward(-g, params, 1, 20) + g * x
 
     def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
         return _logit_of_mean(mean)
@@ -158,16 +162,6 @@ class GaussianLikelihood(Likelihood):
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         mean, std = self.split(params)
         return (-0.5 * ((x - mean) / std).pow(2) - torch.log(std) - 0.5 * LOG_2PI).sum(-1)
-
-    def log_prob_grad(self, params: torch.Tensor, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """With r = (x - mean) / std: d/da = (r / std) mean (1 - mean) and
-        d/db = (r^2 - 1) / std * sigmoid(b), since d softplus(b) / db = sigmoid(b)."""
-        b = params.chunk(2, dim=-1)[1]
-        mean, std = self.split(params)
-        r = (x - mean) / std
-        d_a = (r / std).mul_(mean * (1.0 - mean))
-        d_b = (r * r - 1.0).div_(std).mul_(torch.sigmoid(b))
-        return (-0.5 * r.pow(2) - torch.log(std) - 0.5 * LOG_2PI).sum(-1), torch.cat([d_a, d_b], dim=-1)
 
     def mean(self, params: torch.Tensor) -> torch.Tensor:
         return self.split(params)[0]

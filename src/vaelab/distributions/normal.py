@@ -38,10 +38,12 @@ class DiagonalGaussian:
         return self.mean + self.std * eps
 
     def at_backward(self, eps: torch.Tensor, grad_z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The reparameterisation's backward: d loss / dz (k, ..., D) at z = :meth:`at` (eps)
-        -> (d loss / d mean, d loss / d logvar), each (..., D): dz/dmean = 1 and
-        dz/dlogvar = eps * std / 2, summed over the k samples."""
-        return grad_z.sum(0), (grad_z * eps).sum(0).mul_(0.5 * self.std)
+        """The backward of :meth:`at` for one sample, as autograd runs it: d loss / dz
+        (1, ..., D) -> (d loss / d mean, d loss / d logvar), each (..., D), with dz/dmean = 1
+        and dz/dlogvar = eps * std / 2 (the product's, exp's, then the halving's kernel)."""
+        if grad_z.shape[0] != 1:
+            raise ValueError("at_backward is written for one sample (k = 1)")
+        return grad_z[0], (grad_z * eps)[0] * self.std * 0.5
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
         """log N(z; mean, var) summed over the last dim; z broadcasts against mean.  -> (...)."""
@@ -53,6 +55,9 @@ class DiagonalGaussian:
         """KL(q || N(0, I)) in closed form (K&W appendix B).  -> (...)."""
         return 0.5 * (self.mean.pow(2) + torch.exp(self.logvar) - 1.0 - self.logvar).sum(-1)
 
-    def kl_standard_normal_grad(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Its gradient per example: (d KL / d mean, d KL / d logvar) = (mean, (exp(logvar) - 1) / 2)."""
-        return self.mean, torch.exp(self.logvar).sub_(1.0).mul_(0.5)
+    def kl_standard_normal_backward(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The backward of :meth:`kl_standard_normal` as autograd runs it: grad = d loss / d KL
+        (...) -> (d loss / d mean, d loss / d logvar) = grad * (mean, (exp(logvar) - 1) / 2),
+        the logvar terms summed in autograd's order (the "- logvar" term's, then exp's)."""
+        g = (grad * 0.5).unsqueeze(-1).expand_as(self.mean)
+        return g * (2 * self.mean), -g + g * torch.exp(self.logvar)

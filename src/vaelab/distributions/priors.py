@@ -36,9 +36,11 @@ class Prior(nn.Module):
         """KL(q || p) per example, (...), if it has a closed form; else None."""
         return None
 
-    def kl_closed_form_grad(self, q: DiagonalGaussian) -> tuple[torch.Tensor, torch.Tensor] | None:
-        """(d KL / d q.mean, d KL / d q.logvar) of :meth:`kl_closed_form`, or None where the
-        prior does not write it out (its models then train by autograd)."""
+    def kl_closed_form_backward(self, q: DiagonalGaussian,
+                                grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """The backward of :meth:`kl_closed_form` as autograd computes it: grad = d loss / d KL
+        (...) -> (d loss / d q.mean, d loss / d q.logvar); None where the prior does not
+        write it out (its models then train by autograd)."""
         return None
 
 
@@ -64,5 +66,5 @@ class StandardNormalPrior(Prior):
     def kl_closed_form(self, q: DiagonalGaussian) -> torch.Tensor:
         return q.kl_standard_normal()
 
-    def kl_closed_form_grad(self, q: DiagonalGaussian) -> tuple[torch.Tensor, torch.Tensor]:
-        return q.kl_standard_normal_grad()
+    def kl_closed_form_backward(self, q: DiagonalGaussian, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return q.kl_standard_normal_backward(grad)

@@ -19,46 +19,51 @@ class Activation:
 
     module: type[nn.Module]
     init: str
-    # Its backward written from its output h = f(a): (d loss / dh, h) -> d loss / da, for the
-    # hand-written backward (:meth:`MLP.backward_taped`); None where none exists (GELU's
-    # needs a), and a net with it trains by autograd.
-    backward: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    # Its backward, (d loss / dh, input a, output h = f(a)) -> d loss / da: the kernel autograd
+    # runs for the module, so that a hand-written backward (:meth:`MLP.backward_taped`)
+    # computes autograd's numbers; None for an activation without one (a plugin's bare
+    # module), whose nets then train by autograd.
+    backward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
 
     def __call__(self) -> nn.Module:
         return self.module()
 
 
-# Backward passes from the output h = f(a), the kernels autograd runs for these modules
-# where ATen has one (module-level functions: a model holding one still pickles).
-def _b_tanh(d, h):
+# Autograd's backward for each activation module, as torch's derivatives.yaml writes it
+# (module-level functions: a model holding one still pickles).
+def _b_tanh(d, a, h):
     return torch.ops.aten.tanh_backward(d, h)
 
 
-def _b_sigmoid(d, h):
+def _b_sigmoid(d, a, h):
     return torch.ops.aten.sigmoid_backward(d, h)
 
 
-def _b_relu(d, h):
-    return torch.ops.aten.threshold_backward(d, h, 0.0)
+def _b_relu(d, a, h):
+    return torch.ops.aten.threshold_backward(d, h, 0)
 
 
-def _b_leaky_relu(d, h):  # nn.LeakyReLU's default slope; h > 0 exactly where a > 0
-    return torch.ops.aten.leaky_relu_backward(d, h, 0.01, True)
+def _b_softplus(d, a, h):  # nn.Softplus: beta 1, threshold 20
+    return torch.ops.aten.softplus_backward(d, a, 1, 20)
 
 
-def _b_elu(d, h):  # nn.ELU's alpha 1
-    return torch.ops.aten.elu_backward(d, 1.0, 1.0, 1.0, True, h)
+def _b_leaky_relu(d, a, h):  # nn.LeakyReLU: slope 0.01
+    return torch.ops.aten.leaky_relu_backward(d, a, 0.01, False)
 
 
-def _b_softplus(d, h):  # f'(a) = sigmoid(a) = 1 - exp(-softplus(a)); nn.Softplus returns a above 20, where both are 1
-    return d * -torch.expm1(-h)
+def _b_elu(d, a, h):  # nn.ELU: alpha 1
+    return torch.ops.aten.elu_backward(d, 1.0, 1, 1, False, a)
+
+
+def _b_gelu(d, a, h):  # nn.GELU: the exact (erf) form
+    return torch.ops.aten.gelu_backward(d, a, approximate="none")
 
 
 ACTIVATIONS: Registry = Registry("activation", {
     "tanh": Activation(nn.Tanh, "glorot", _b_tanh), "softplus": Activation(nn.Softplus, "glorot", _b_softplus),
     "sigmoid": Activation(nn.Sigmoid, "glorot", _b_sigmoid), "relu": Activation(nn.ReLU, "he", _b_relu),
     "leaky_relu": Activation(nn.LeakyReLU, "he", _b_leaky_relu), "elu": Activation(nn.ELU, "he", _b_elu),
-    "gelu": Activation(nn.GELU, "he"),
+    "gelu": Activation(nn.GELU, "he", _b_gelu),
 }, plugins="activation")
 
 
@@ -101,7 +106,7 @@ class MLP(nn.Module):
     @property
     def taped(self) -> bool:
         """Whether :meth:`backward_taped` can stand in for autograd: the hidden activation
-        has a backward from its output and no hook watches a layer (the taped pass would skip it)."""
+        has its backward kernel and no hook watches a layer (the taped pass would skip it)."""
         hooked = any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
                      for m in self.modules())
         return (self._act_backward is not None or len(self.net) == 1) and not hooked
@@ -117,9 +122,12 @@ class MLP(nn.Module):
         return tape[-1], tape
 
     def backward_taped(self, tape: list, grad_out: torch.Tensor, input_grad: bool = False) -> torch.Tensor | None:
-        """Backpropagate ``grad_out`` = d loss / d output (N, out) through the taped pass:
-        each weight's and bias's gradient goes into its ``.grad`` (replacing what is there,
-        as after ``zero_grad``); -> d loss / d input (N, in + cond) when ``input_grad``."""
+        """Backpropagate ``grad_out`` = d loss / d output (N, out) through the taped pass
+        with the kernels autograd calls for ``forward``, in its order (its numbers, bit for
+        bit): each weight's and bias's gradient goes into its ``.grad`` (replacing what is
+        there, as after ``zero_grad``); -> d loss / d input (N, in + cond) when ``input_grad``.
+        A weight's gradient is d^T input, as autograd's ``mm_mat2_backward`` computes it for a
+        weight used transposed."""
         d = grad_out
         for i in range(len(self.net) - 1, -1, -1):
             layer = self.net[i]
@@ -130,8 +138,8 @@ class MLP(nn.Module):
                 if i == 0 and not input_grad:
                     return None
                 d = torch.mm(d, layer.weight)
-            else:  # an activation, from its output
-                d = self._act_backward(d, tape[i + 1])
+            else:  # an activation, from its input and output
+                d = self._act_backward(d, tape[i], tape[i + 1])
         return d
 
     def describe(self, name: str) -> dict:

@@ -1,19 +1,20 @@
-"""The ELBO's gradient written out by hand, for a one-layer VAE whose every part writes
-out its own: the nets' backward (:meth:`~vaelab.nets.mlp.MLP.backward_taped`), the
-likelihood's gradient in its parameters, the reparameterisation's backward, and the
-closed-form KL's gradient.  The training loop uses it in place of autograd wherever it
-is available (``VAELAB_STEP=closed``, the default; ``autograd`` turns it off).
+"""The ELBO's backward written out by hand, for a one-layer VAE whose every part writes
+out its own: the nets' (:meth:`~vaelab.nets.mlp.MLP.backward_taped`), the likelihood's,
+the reparameterisation's and the closed-form KL's.  The training loop uses it in place of
+autograd wherever it is available (``VAELAB_STEP=closed``, the default; ``autograd``
+turns it off).
 
-Why: a step of the study's MLP VAE on the CPU is a few GEMMs of 100 rows and, under
-autograd, some hundred small ops with their graph bookkeeping; written out, the same
-gradient takes about half as many ops, no graph, and gradient GEMMs that write straight
-into ``.grad`` in its own layout (BENCHMARKS.md, "The closed-form step").
+Why: a step of the study's MLP VAE on the CPU is a few GEMMs of 100 rows and some fifty
+small ops; autograd adds a graph node, its bookkeeping and its buffers to each op, and
+recomputes terms the loss does not use (log p(z) and log q(z|x) at the sample, when the
+KL is in closed form).  Written out, the same backward runs without them (BENCHMARKS.md
+section 2).
 
-What changes: the forward pass runs the same ops as :meth:`VAE.log_weights`, so the
-per-example terms (and the loss the NaN guard reads) are the same numbers; the gradient
-is the same sum written in another order, so it differs from autograd's in the last bits
-(tests/objectives/test_closed.py checks it against autograd's to float64 round-off).
-The random draws are the same, in the same order: a run resumes bit for bit either way.
+Same numbers, bit for bit: the forward runs the ops of :meth:`VAE.log_weights`, and each
+part's backward calls the kernels autograd calls for its forward (torch's
+derivatives.yaml), on the same operands, summing a tensor's gradients in the order
+autograd's engine does.  tests/objectives/test_closed.py checks the gradients equal
+autograd's to the bit; a fixed-seed run trains to the same weights either way.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ import torch
 
 from ..distributions import DiagonalGaussian
 from ..errors import env_choice
+from ..models.base import VAE
 
 Step = Callable[..., dict[str, torch.Tensor]]
 MODES = ("closed", "autograd")
@@ -39,8 +41,6 @@ def step_mode() -> str:
 def _replicates_vae(model) -> bool:
     """The closed step re-enacts :meth:`VAE.log_weights` for the standard one-layer model:
     a subclass that changes how it encodes, samples or decodes trains by autograd."""
-    from ..models.base import VAE
-
     return isinstance(model, VAE) and all(getattr(type(model), name) is getattr(VAE, name)
                                           for name in ("log_weights", "forward", "posterior", "decode"))
 
@@ -56,22 +56,22 @@ def _parts_write_out(model) -> bool:
     q = DiagonalGaussian(anchor.new_zeros(1, model.cfg.latent), anchor.new_zeros(1, model.cfg.latent))
     params = anchor.new_zeros(1, model.likelihood.n_params * model.info.dim)
     with torch.no_grad():
-        return (model.prior.kl_closed_form_grad(q) is not None
-                and model.likelihood.log_prob_grad(params, anchor.new_zeros(1, model.info.dim)) is not None)
+        return (model.prior.kl_closed_form_backward(q, anchor.new_ones(1)) is not None
+                and model.likelihood.log_prob_backward(params, anchor.new_zeros(1, model.info.dim),
+                                                       anchor.new_ones(1)) is not None)
 
 
 def closed_elbo_step(model, objective) -> Step | None:
     """``step(x, y=None, progress=1.0)`` -> the terms ``objective(model, x, y, progress)``
-    returns (the ELBO with the closed-form KL, one sample, beta-weighted), with the
+    returns (the ELBO with the closed-form KL, one sample, beta-weighted), with autograd's
     gradient of -mean(objective) written into every parameter's ``.grad``; None where
-    the model or one of its parts has no written-out gradient."""
+    the model or one of its parts has no written-out backward."""
     if not (_replicates_vae(model) and _parts_write_out(model)):
         return None
     latent = model.cfg.latent
 
     def step(x: torch.Tensor, y: torch.Tensor | None = None, progress: float = 1.0) -> dict[str, torch.Tensor]:
         beta = objective.beta_at(progress)
-        scale = 1.0 / x.shape[0]  # loss = -mean(recon - beta * kl)
         with torch.no_grad():
             c = model.condition(y)
             x_in = objective.encoder_input(x)
@@ -79,15 +79,17 @@ def closed_elbo_step(model, objective) -> Step | None:
             q = DiagonalGaussian(*h.chunk(2, dim=-1))
             eps = q.noise(1)  # (1, B, Z)
             params, dec_tape = model.decoder.forward_taped(q.at(eps)[0], c)
-            recon, d_params = model.likelihood.log_prob_grad(params, x)
+            recon = model.likelihood.log_prob(params, x)
             kl = model.prior.kl_closed_form(q)
-            kl_mean, kl_logvar = model.prior.kl_closed_form_grad(q)
-            d_z = model.decoder.backward_taped(dec_tape, d_params.mul_(-scale), input_grad=True)
-            d_mean, d_logvar = q.at_backward(eps, d_z[None, :, :latent])  # a condition's columns dropped
-            d_mean = d_mean.add_(kl_mean, alpha=beta * scale)
-            d_logvar = d_logvar.add_(kl_logvar, alpha=beta * scale)
-            model.encoder.backward_taped(enc_tape, torch.cat([d_mean, d_logvar], dim=-1))
             objective_terms = recon - kl if beta == 1.0 else recon - beta * kl
+            # loss = -mean(objective): autograd's d loss / d objective is (-1) / B for each example
+            g = (-x.new_ones(())).expand(x.shape[0]) / x.shape[0]
+            g_kl = -g if beta == 1.0 else (-g) * beta
+            d_z = model.decoder.backward_taped(dec_tape, model.likelihood.log_prob_backward(params, x, g),
+                                               input_grad=True)
+            d_mean, d_logvar = q.at_backward(eps, d_z[None, :, :latent])  # a condition's columns dropped
+            kl_mean, kl_logvar = model.prior.kl_closed_form_backward(q, g_kl)
+            model.encoder.backward_taped(enc_tape, torch.cat([kl_mean + d_mean, kl_logvar + d_logvar], dim=-1))
         return {"objective": objective_terms, "elbo": recon - kl, "recon": recon, "kl": kl}
 
     return step
