@@ -81,7 +81,8 @@ def closed_elbo_step(model, objective) -> Step | None:
             params, dec_tape = model.decoder.forward_taped(q.at(eps)[0], c)
             recon = model.likelihood.log_prob(params, x)
             kl = model.prior.kl_closed_form(q)
-            objective_terms = recon - kl if beta == 1.0 else recon - beta * kl
+            elbo = recon - kl
+            objective_terms = elbo if beta == 1.0 else recon - beta * kl
             # loss = -mean(objective): autograd's d loss / d objective is (-1) / B for each example
             g = (-x.new_ones(())).expand(x.shape[0]) / x.shape[0]
             g_kl = -g if beta == 1.0 else (-g) * beta
@@ -90,6 +91,6 @@ def closed_elbo_step(model, objective) -> Step | None:
             d_mean, d_logvar = q.at_backward(eps, d_z[None, :, :latent])  # a condition's columns dropped
             kl_mean, kl_logvar = model.prior.kl_closed_form_backward(q, g_kl)
             model.encoder.backward_taped(enc_tape, torch.cat([kl_mean + d_mean, kl_logvar + d_logvar], dim=-1))
-        return {"objective": objective_terms, "elbo": recon - kl, "recon": recon, "kl": kl}
+        return {"objective": objective_terms, "elbo": elbo, "recon": recon, "kl": kl}
 
     return step
