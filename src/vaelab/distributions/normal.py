@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from functools import cached_property
 
 import torch
 
@@ -21,9 +22,13 @@ class DiagonalGaussian:
         self.mean = mean
         self.logvar = logvar
 
-    @property
+    @cached_property
     def std(self) -> torch.Tensor:
         return torch.exp(0.5 * self.logvar)
+
+    @cached_property
+    def var(self) -> torch.Tensor:
+        return torch.exp(self.logvar)
 
     def rsample(self, k: int) -> torch.Tensor:
         """k reparameterised samples z = mean + std * eps (K&W eq. 10).  -> (k, ..., D)."""
@@ -53,11 +58,11 @@ class DiagonalGaussian:
 
     def kl_standard_normal(self) -> torch.Tensor:
         """KL(q || N(0, I)) in closed form (K&W appendix B).  -> (...)."""
-        return 0.5 * (self.mean.pow(2) + torch.exp(self.logvar) - 1.0 - self.logvar).sum(-1)
+        return 0.5 * (self.mean.pow(2) + self.var - 1.0 - self.logvar).sum(-1)
 
     def kl_standard_normal_backward(self, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """The backward of :meth:`kl_standard_normal` as autograd runs it: grad = d loss / d KL
         (...) -> (d loss / d mean, d loss / d logvar) = grad * (mean, (exp(logvar) - 1) / 2),
         the logvar terms summed in autograd's order (the "- logvar" term's, then exp's)."""
         g = (grad * 0.5).unsqueeze(-1).expand_as(self.mean)
-        return g * (2 * self.mean), -g + g * torch.exp(self.logvar)
+        return g * (2 * self.mean), -g + g * self.var

@@ -69,6 +69,13 @@ def closed_elbo_step(model, objective) -> Step | None:
     if not (_replicates_vae(model) and _parts_write_out(model)):
         return None
     latent = model.cfg.latent
+    grads: dict[tuple, torch.Tensor] = {}  # d loss / d objective per batch shape: autograd's (-1) / B
+
+    def upstream(x: torch.Tensor) -> torch.Tensor:
+        key = (x.shape[0], x.dtype, x.device)
+        if key not in grads:
+            grads[key] = (-x.new_ones(())).expand(x.shape[0]) / x.shape[0]
+        return grads[key]
 
     def step(x: torch.Tensor, y: torch.Tensor | None = None, progress: float = 1.0) -> dict[str, torch.Tensor]:
         beta = objective.beta_at(progress)
@@ -83,8 +90,7 @@ def closed_elbo_step(model, objective) -> Step | None:
             kl = model.prior.kl_closed_form(q)
             elbo = recon - kl
             objective_terms = elbo if beta == 1.0 else recon - beta * kl
-            # loss = -mean(objective): autograd's d loss / d objective is (-1) / B for each example
-            g = (-x.new_ones(())).expand(x.shape[0]) / x.shape[0]
+            g = upstream(x)  # loss = -mean(objective)
             g_kl = -g if beta == 1.0 else (-g) * beta
             d_z = model.decoder.backward_taped(dec_tape, model.likelihood.log_prob_backward(params, x, g),
                                                input_grad=True)

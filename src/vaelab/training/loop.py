@@ -348,14 +348,16 @@ class Trainer:
         perm = torch.randperm(x_all.shape[0], device=self.device)
         n, bs = x_all.shape[0], cfg.train.batch_size
         steps = math.ceil(n / bs)
-        sums = torch.zeros(2, dtype=torch.float64, device=self.device)  # objective, elbo
+        sums = [0.0, 0.0] if self.device.type == "cpu" else torch.zeros(2, dtype=torch.float64, device=self.device)
         self.model.train()
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
                    disable=not self.progress, leave=False, file=sys.stderr)
-        # The NaN guard reads the loss every step on the CPU; on a GPU that read would stall
-        # the launch queue each step, so non-finite losses are collected on the device and
-        # checked every CHECK_EVERY steps (the rollback target is the epoch's start either way).
-        check_every = 1 if self.device.type == "cpu" else CHECK_EVERY
+        # The NaN guard reads the loss every step on the CPU (where the read is free, and the
+        # epoch's sums are kept as Python floats: the same float64 additions as on a tensor);
+        # on a GPU that read would stall the launch queue each step, so non-finite losses are
+        # collected on the device and checked every CHECK_EVERY steps (the rollback target is
+        # the epoch's start either way).
+        on_cpu = self.device.type == "cpu"
         bad = torch.zeros((), dtype=torch.bool, device=self.device)
         for step in bar:
             rows = perm[step * bs:(step + 1) * bs]  # this batch's rows: the same batches as x_all[perm] sliced
@@ -378,22 +380,30 @@ class Trainer:
                 # the captured step's .grad tensors must stay allocated: zero them in place
                 self.opt.zero_grad(set_to_none=self._graphed is None)
                 loss.backward()
-            bad |= ~torch.isfinite(loss.detach())
-            if (step + 1) % check_every == 0 or step + 1 == steps:
-                if bad:
-                    first = step - step % check_every + 1
-                    raise NonFinite(step, f"loss is {loss.item()}" if check_every == 1 else
-                                    f"the loss became non-finite within steps {first}-{step + 1} of the epoch")
+            if on_cpu:
+                value = loss.item()
+                if not math.isfinite(value):
+                    raise NonFinite(step, f"loss is {value}")
+            else:
+                bad |= ~torch.isfinite(loss.detach())
+                if ((step + 1) % CHECK_EVERY == 0 or step + 1 == steps) and bad:
+                    first = step - step % CHECK_EVERY + 1
+                    raise NonFinite(step, f"the loss became non-finite within steps {first}-{step + 1} of the epoch")
             self._opt_step()
             with torch.no_grad():
-                if batch_sums is None:
-                    batch_sums = torch.stack([terms["objective"].detach().sum(), terms["elbo"].detach().sum()])
-                sums += batch_sums.double()
+                if batch_sums is None:  # (objective, elbo) summed over the batch; one sum where they are one tensor
+                    obj = terms["objective"].detach().sum()
+                    batch_sums = (obj, obj if terms["elbo"] is terms["objective"] else terms["elbo"].detach().sum())
+                if on_cpu:
+                    sums[0] += float(batch_sums[0])
+                    sums[1] += float(batch_sums[1])
+                else:
+                    sums += torch.stack(list(batch_sums)).double()
         bar.close()
         for p in self.model.parameters():
             if not torch.isfinite(p).all():
                 raise NonFinite(steps - 1, "a weight became non-finite")
-        obj, elbo = (sums / n).tolist()
+        obj, elbo = (s / n for s in sums) if on_cpu else (sums / n).tolist()
         return {"train_objective": obj, "train_elbo": elbo}
 
     @torch.no_grad()
