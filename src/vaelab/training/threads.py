@@ -15,9 +15,10 @@ at 1.7x the epoch time of two).  The probe changes nothing the run computes: ran
 run on a forked generator, batch-norm statistics are put back, gradients are dropped.
 
 The probe also compares the step's gradients across the counts.  Where they are equal bit
-for bit (the MLP models: their GEMMs split rows, not sums, across threads), the count can
-change at any time without changing the run, and the trainer measures again at every
-epoch, following the machine's load.  Where they differ (oneDNN's convolutions), the
+for bit (the MLP models on the AMD EPYC of BENCHMARKS.md, whose GEMMs split rows, not sums,
+across threads; not on the Intel Xeon there, where MKL's products round differently on one
+and two threads), the count can change at any time without changing the run, and the
+trainer measures again at every epoch, following the machine's load.  Where they differ (oneDNN's convolutions), the
 count is chosen once, at the run's first epoch, and kept, also when the run resumes, so
 that the run is the same computation from start to end.
 """
