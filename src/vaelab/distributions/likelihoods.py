@@ -80,6 +80,8 @@ class BernoulliLikelihood(Likelihood):
         """d/dl [x l - softplus(l)] = x - sigmoid(l), as autograd runs ``(x * l - softplus(l)).sum(-1)``
         backwards: the sum's expanded grad g, softplus' kernel on -g, plus g * x."""
         g = grad.unsqueeze(-1).expand_as(params)
+        # -g materialised, as autograd's negation makes it: the kernel on a broadcast operand
+        # rounds some elements differently (tests/objectives/test_closed.py caught it)
         return torch.ops.aten.softplus_backward(-g, params, 1, 20) + g * x
 
     def params_for_mean(self, mean: torch.Tensor) -> torch.Tensor:

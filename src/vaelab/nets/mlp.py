@@ -88,7 +88,7 @@ class MLP(nn.Module):
         layers.append(nn.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
         self.in_dim, self.out_dim, self.cond_dim = in_dim, out_dim, cond_dim
-        # a plugin's activation may be a bare nn.Module class, without a derivative
+        # a plugin's activation may be a bare nn.Module class, without a backward (then: autograd)
         self._act_backward = getattr(ACTIVATIONS.get(act), "backward", None) if hidden else None
 
     @property
