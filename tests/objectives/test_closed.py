@@ -152,3 +152,17 @@ def test_a_bad_step_mode_is_one_clear_error(monkeypatch):
     monkeypatch.setenv("VAELAB_STEP", "fast")
     with pytest.raises(ConfigError, match="VAELAB_STEP='fast' is not a training step; use one of closed, autograd"):
         step_mode()
+
+
+def test_the_cli_names_a_bad_step_mode_in_one_line_and_leaves_no_run(tmp_path):
+    import subprocess
+    import sys
+
+    out = tmp_path / "run"
+    res = subprocess.run([sys.executable, "-m", "vaelab.cli", "train", "--model", "vae-tuned", "--epochs", "1",
+                          "--out", str(out)], capture_output=True, text=True,
+                         env={"PATH": "", "VAELAB_STEP": "fast", "VAELAB_OFFLINE": "1"})
+    assert res.returncode == 2
+    assert res.stderr.strip().splitlines() == [
+        "vaelab: error: VAELAB_STEP='fast' is not a training step; use one of closed, autograd"]
+    assert not out.exists()

@@ -126,6 +126,7 @@ class Trainer:
 
     def _build(self, data_dir: str | Path | None, dataset: Dataset | None) -> "Trainer":
         cfg = self.cfg
+        self._step_mode = step_mode()  # a bad VAELAB_STEP fails before any data loads
         threads = capped_threads(cfg.train.threads)
         if threads:
             torch.set_num_threads(threads)
@@ -291,7 +292,7 @@ class Trainer:
     def _closed_step(self):
         """The objective's step with its gradient by hand, where the model's parts write it
         out and neither ``train.compile`` nor a captured graph replaces the step; else None."""
-        if step_mode() != "closed" or self._compiled is not None or self._use_graph:
+        if self._step_mode != "closed" or self._compiled is not None or self._use_graph:
             return None
         return self.objective.closed_step(self.model)
 
