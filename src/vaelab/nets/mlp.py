@@ -117,8 +117,8 @@ class MLP(nn.Module):
         if cond is not None:
             x = torch.cat([x, cond.expand(*x.shape[:-1], cond.shape[-1])], dim=-1)
         tape = [x]
-        for layer in self.net:
-            tape.append(layer(tape[-1]))
+        for layer in self.net:  # each module's own forward (``taped`` has checked that no hook is skipped)
+            tape.append(layer.forward(tape[-1]))
         return tape[-1], tape
 
     def backward_taped(self, tape: list, grad_out: torch.Tensor, input_grad: bool = False) -> torch.Tensor | None:
@@ -129,12 +129,22 @@ class MLP(nn.Module):
         A weight's gradient is d^T input, as autograd's ``mm_mat2_backward`` computes it for a
         weight used transposed."""
         d = grad_out
-        for i in range(len(self.net) - 1, -1, -1):
-            layer = self.net[i]
+        layers = list(self.net)
+        for i in range(len(layers) - 1, -1, -1):
+            layer = layers[i]
             if isinstance(layer, nn.Linear):
-                _write_grad(layer.weight, lambda out: torch.mm(d.t(), tape[i], out=out))
-                if layer.bias is not None:
-                    _write_grad(layer.bias, lambda out: torch.sum(d, 0, out=out))
+                weight, bias = layer.weight, layer.bias
+                buf = _grad_buffer(weight)
+                if buf is None:
+                    weight.grad = torch.mm(d.t(), tape[i])
+                else:
+                    torch.mm(d.t(), tape[i], out=buf)
+                if bias is not None:
+                    buf = _grad_buffer(bias)
+                    if buf is None:
+                        bias.grad = torch.sum(d, 0)
+                    else:
+                        torch.sum(d, 0, out=buf)
                 if i == 0 and not input_grad:
                     return None
                 d = torch.mm(d, layer.weight)
@@ -149,15 +159,11 @@ class MLP(nn.Module):
                 "steps": cond + describe_sequential(self.net, f"{name}.net")}
 
 
-def _write_grad(p: torch.Tensor, compute: Callable[[torch.Tensor | None], torch.Tensor]) -> None:
-    """p.grad = compute(out), written into the gradient tensor p already holds (no
-    allocation per step) when there is one."""
+def _grad_buffer(p: torch.Tensor) -> torch.Tensor | None:
+    """The gradient tensor p already holds, to write the new gradient into (no allocation
+    per step), or None (then the new one is assigned)."""
     g = p.grad
-    if g is not None and (g.shape != p.shape or not g.is_contiguous()):
-        g = None
-    result = compute(g)
-    if g is None:
-        p.grad = result
+    return g if g is not None and g.shape == p.shape and g.is_contiguous() else None
 
 
 class MLPArchitecture:
