@@ -14,8 +14,8 @@ from vaelab.errors import ConfigError
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="glibc's mallopt")
 
-# mallinfo2().hblkhd: bytes in blocks glibc got from mmap; RSS from /proc/self/statm.
-PROBE = r"""
+# Both probes' start: libc.mallinfo2().hblkhd is the bytes in blocks glibc got from mmap.
+MALLINFO = r"""
 import ctypes, torch
 from vaelab.allocator import release_free_memory, tune_malloc
 class Info(ctypes.Structure):
@@ -23,6 +23,10 @@ class Info(ctypes.Structure):
                 "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
 libc = ctypes.CDLL(None)
 libc.mallinfo2.restype = Info
+"""
+
+# RSS from /proc/self/statm.
+PROBE = MALLINFO + r"""
 def rss():
     return int(open("/proc/self/statm").read().split()[1]) * 4096
 mode = tune_malloc()
@@ -93,14 +97,7 @@ def test_an_unknown_mode_is_one_clear_error(monkeypatch):
         malloc_mode()
 
 
-TRAIN_PROBE = r"""
-import ctypes, torch
-from vaelab.allocator import tune_malloc
-class Info(ctypes.Structure):
-    _fields_ = [(n, ctypes.c_size_t) for n in
-                "arena ordblks smblks hblks hblkhd usmblks fsmblks uordblks fordblks keepcost".split()]
-libc = ctypes.CDLL(None)
-libc.mallinfo2.restype = Info
+TRAIN_PROBE = MALLINFO + r"""
 out = []
 for phase in ("train", "evaluate"):
     tune_malloc(phase)
