@@ -75,6 +75,7 @@ def _libc():
 
 
 PHASES = ("evaluate", "train")
+_phase: str | None = None  # the phase tune_malloc last set
 
 
 def tune_malloc(phase: str = "evaluate") -> str:
@@ -96,8 +97,6 @@ def tune_malloc(phase: str = "evaluate") -> str:
     _phase = phase
     return mode if ok else "glibc"
 
-
-_phase: str | None = None  # the phase tune_malloc last set
 
 
 RELEASE_EVERY_S = 1.0  # at most one release a second: each costs the next batch its page faults

@@ -191,11 +191,7 @@ class Trainer:
         y = self.train_y[:bs] if self.use_labels else None
 
         def step() -> None:
-            if self._closed is not None:
-                self._closed(x, y)
-                return
-            terms = self.objective(self.model, x, y)
-            (-terms["objective"].mean()).backward()
+            self._gradient(x, y)
 
         found = probe(side_effect_free(self.model, step), candidates(self._cores))
         if self.progress and found.best != getattr(self, "threads", None):
@@ -296,6 +292,19 @@ class Trainer:
             return None
         return self.objective.closed_step(self.model)
 
+    def _gradient(self, x, y, progress: float = 1.0):
+        """One batch's terms and loss, with the loss's gradient in ``.grad``: by hand where the
+        closed step serves, else by autograd.  -> (terms, loss)."""
+        if self._closed is not None:
+            terms = self._closed(x, y, progress)
+            return terms, -terms["objective"].mean()
+        terms = self.objective(self.model, x, y, progress=progress)
+        loss = -terms["objective"].mean()
+        # the captured step's .grad tensors must stay allocated: zero them in place
+        self.opt.zero_grad(set_to_none=self._graphed is None)
+        loss.backward()
+        return terms, loss
+
     @property
     def step_kind(self) -> str:
         """How this run's gradients are computed (each metrics row records it)."""
@@ -349,7 +358,6 @@ class Trainer:
         perm = torch.randperm(x_all.shape[0], device=self.device)
         n, bs = x_all.shape[0], cfg.train.batch_size
         steps = math.ceil(n / bs)
-        sums = [0.0, 0.0] if self.device.type == "cpu" else torch.zeros(2, dtype=torch.float64, device=self.device)
         self.model.train()
         bar = tqdm(range(steps), desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="batch",
                    disable=not self.progress, leave=False, file=sys.stderr)
@@ -359,7 +367,8 @@ class Trainer:
         # collected on the device and checked every CHECK_EVERY steps (the rollback target is
         # the epoch's start either way).
         on_cpu = self.device.type == "cpu"
-        bad = torch.zeros((), dtype=torch.bool, device=self.device)
+        sums = [0.0, 0.0] if on_cpu else torch.zeros(2, dtype=torch.float64, device=self.device)  # objective, elbo
+        bad = None if on_cpu else torch.zeros((), dtype=torch.bool, device=self.device)
         for step in bar:
             rows = perm[step * bs:(step + 1) * bs]  # this batch's rows: the same batches as x_all[perm] sliced
             x = x_all.index_select(0, rows)
@@ -367,20 +376,13 @@ class Trainer:
             graphed = self._graph_step(x, y) if self._use_graph and x.shape[0] == bs else None
             if graphed is not None:  # forward and backward replayed; .grad holds this batch's gradient
                 loss, batch_sums = graphed
-            elif self._closed is not None:  # the gradient written into .grad by hand
-                terms = self._closed(x, y, epoch + step / steps)
-                loss = -terms["objective"].mean()
-                batch_sums = None
-            else:
-                if self._compiled is not None:
-                    loss, batch_sums = self._compiled_step(x, y)
-                else:
-                    terms = self.objective(self.model, x, y, progress=epoch + step / steps)
-                    loss = -terms["objective"].mean()
-                    batch_sums = None
-                # the captured step's .grad tensors must stay allocated: zero them in place
-                self.opt.zero_grad(set_to_none=self._graphed is None)
+            elif self._compiled is not None:
+                loss, batch_sums = self._compiled_step(x, y)
+                self.opt.zero_grad(set_to_none=True)
                 loss.backward()
+            else:
+                terms, loss = self._gradient(x, y, epoch + step / steps)
+                batch_sums = None
             if on_cpu:
                 value = loss.item()
                 if not math.isfinite(value):
