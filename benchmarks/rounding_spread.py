@@ -1,6 +1,6 @@
 """How far a trained model's test numbers move from float rounding alone (BENCHMARKS.md section 8).
 
-    python benchmarks/rounding_spread.py --out DIR [--seeds 1 2 3] [--epochs 100] [--k 5000] [--limit 0]
+    python benchmarks/rounding_spread.py --out DIR [--seeds 1 2 3 4 5] [--epochs 100] [--k 5000] [--limit 0]
 
 The same run (``vae-tuned``, N_z = 20, the study's fixed binarisation) is trained twice per
 seed, once on two threads and once on one.  Where the two counts give other bits (they do on
@@ -69,7 +69,7 @@ def same_trajectory(a: Path, b: Path) -> bool:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", required=True, type=Path, help="where the runs and their evaluations are kept")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     ap.add_argument("--epochs", type=int, default=100)
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--limit", type=int, default=0, help="test images (0: all 10,000)")
