@@ -133,18 +133,9 @@ class MLP(nn.Module):
         for i in range(len(layers) - 1, -1, -1):
             layer = layers[i]
             if isinstance(layer, nn.Linear):
-                weight, bias = layer.weight, layer.bias
-                buf = _grad_buffer(weight)
-                if buf is None:
-                    weight.grad = torch.mm(d.t(), tape[i])
-                else:
-                    torch.mm(d.t(), tape[i], out=buf)
-                if bias is not None:
-                    buf = _grad_buffer(bias)
-                    if buf is None:
-                        bias.grad = torch.sum(d, 0)
-                    else:
-                        torch.sum(d, 0, out=buf)
+                _into_grad(layer.weight, torch.mm, d.t(), tape[i])
+                if layer.bias is not None:
+                    _into_grad(layer.bias, torch.sum, d, 0)
                 if i == 0 and not input_grad:
                     return None
                 d = torch.mm(d, layer.weight)
@@ -159,11 +150,14 @@ class MLP(nn.Module):
                 "steps": cond + describe_sequential(self.net, f"{name}.net")}
 
 
-def _grad_buffer(p: torch.Tensor) -> torch.Tensor | None:
-    """The gradient tensor p already holds, to write the new gradient into (no allocation
-    per step), or None (then the new one is assigned)."""
+def _into_grad(p: torch.Tensor, op: Callable[..., torch.Tensor], *args) -> None:
+    """p.grad = op(*args), written with ``out=`` into the gradient tensor p already holds
+    (no allocation per step) where there is a usable one, else assigned."""
     g = p.grad
-    return g if g is not None and g.shape == p.shape and g.is_contiguous() else None
+    if g is not None and g.shape == p.shape and g.is_contiguous():
+        op(*args, out=g)
+    else:
+        p.grad = op(*args)
 
 
 class MLPArchitecture:

@@ -300,10 +300,14 @@ class Trainer:
             return terms, -terms["objective"].mean()
         terms = self.objective(self.model, x, y, progress=progress)
         loss = -terms["objective"].mean()
+        self._backward(loss)
+        return terms, loss
+
+    def _backward(self, loss: torch.Tensor) -> None:
+        """The loss's gradient by autograd, replacing what ``.grad`` held."""
         # the captured step's .grad tensors must stay allocated: zero them in place
         self.opt.zero_grad(set_to_none=self._graphed is None)
         loss.backward()
-        return terms, loss
 
     @property
     def step_kind(self) -> str:
@@ -378,8 +382,7 @@ class Trainer:
                 loss, batch_sums = graphed
             elif self._compiled is not None:
                 loss, batch_sums = self._compiled_step(x, y)
-                self.opt.zero_grad(set_to_none=True)
-                loss.backward()
+                self._backward(loss)
             else:
                 terms, loss = self._gradient(x, y, epoch + step / steps)
                 batch_sums = None

@@ -18,8 +18,8 @@ The probe also compares the step's gradients across the counts.  Where they are 
 for bit (the MLP models on the AMD EPYC of BENCHMARKS.md, whose GEMMs split rows, not sums,
 across threads; not on the Intel Xeon there, where MKL's products round differently on one
 and two threads), the count can change at any time without changing the run, and the
-trainer measures again at every epoch, following the machine's load.  Where they differ (oneDNN's convolutions), the
-count is chosen once, at the run's first epoch, and kept, also when the run resumes, so
+trainer measures again at every epoch, following the machine's load.  Where they differ
+(oneDNN's convolutions), the count is chosen once, at the run's first epoch, and kept, also when the run resumes, so
 that the run is the same computation from start to end.
 """
 
