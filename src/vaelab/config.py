@@ -192,9 +192,17 @@ class TrainConfig:
     # Checkpoints of these epochs are kept (besides the newest two), to evaluate later:
     # `vaelab eval RUN --epoch N`, e.g. a test log-likelihood against budget.
     keep_epochs: tuple[int, ...] = ()
+    # The training step's matrix products in float32 or bfloat16 (autocast; the nets' outputs,
+    # the bound, the optimiser and every evaluation stay float32): training.precision.
+    precision: str = "float32"
 
     def __post_init__(self) -> None:
         _positive("train", self, "epochs", "batch_size", "valid_every", "valid_limit")
+        if self.precision not in ("float32", "bfloat16"):
+            _fail("train", "precision", f"must be float32 or bfloat16, got {self.precision!r}")
+        if self.precision != "float32" and self.compile:
+            _fail("train", "precision", f"{self.precision} is not combined with train.compile; "
+                                        f"turn one of them off")
         if any(e < 1 for e in self.keep_epochs):
             _fail("train", "keep_epochs", f"epochs are counted from 1, got {list(self.keep_epochs)!r}")
         if not 0 <= self.seed < 2 ** 63:
@@ -269,6 +277,7 @@ class RunConfig:
     QUIET_DEFAULTS: ClassVar[dict[str, Any]] = {
         "select": None,  # no selection stage
         "train.cuda_graph": True,  # CUDA graphs on a GPU (inert on the CPU)
+        "train.precision": "float32",  # no mixed precision
         "objective.kl": "sampled",  # the ELBO's KL at the samples
         "model.options": {},  # no part options
         "objective.options": {},

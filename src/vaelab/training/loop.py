@@ -47,6 +47,7 @@ from ..runs import (RunDir, TrainState, check_same_data, config_dataset, data_re
 from .events import EventWriter
 from .graphs import GraphedStep
 from .optim import FastStep, build_optimizer, lr_at
+from .precision import MixedPrecision
 from .select import select
 from .threads import (PROBE_MIN_STEPS, REPROBE_MIN_STEPS, Probe, candidates, probe, side_effect_free,
                       torch_default)
@@ -141,6 +142,7 @@ class Trainer:
         self._opt_step = FastStep(self.opt)
         self.state = TrainState()
         self._compiled = self._compile() if cfg.train.compile else None
+        self._precision = MixedPrecision(self.model, cfg.train.precision, self.device, say=self.progress)
         self._to_device()
         self._binary: torch.Tensor | None = None  # the epoch's binarised training set (dynamic data)
         self._graphed: GraphedStep | None = None
@@ -288,7 +290,8 @@ class Trainer:
     def _closed_step(self):
         """The objective's step with its gradient by hand, where the model's parts write it
         out and neither ``train.compile`` nor a captured graph replaces the step; else None."""
-        if self._step_mode != "closed" or self._compiled is not None or self._use_graph:
+        if (self._step_mode != "closed" or self._compiled is not None or self._use_graph
+                or self._precision.active):  # the closed step replays float32 autograd
             return None
         return self.objective.closed_step(self.model)
 
@@ -298,7 +301,8 @@ class Trainer:
         if self._closed is not None:
             terms = self._closed(x, y, progress)
             return terms, -terms["objective"].mean()
-        terms = self.objective(self.model, x, y, progress=progress)
+        with self._precision.step():  # train.precision: the nets' products under autocast
+            terms = self.objective(self.model, x, y, progress=progress)
         loss = -terms["objective"].mean()
         self._backward(loss)
         return terms, loss
@@ -321,9 +325,9 @@ class Trainer:
         cfg = self.cfg
         if not cfg.train.cuda_graph or self.device.type != "cuda":
             return False  # the CPU has no graphs: the key is ignored there
-        if cfg.objective.warmup_epochs > 0 or self._compiled is not None:
-            print("vaelab: note: train.cuda_graph is not used with a KL warm-up or train.compile; "
-                  "training eagerly", file=sys.stderr)
+        if cfg.objective.warmup_epochs > 0 or self._compiled is not None or cfg.train.precision != "float32":
+            print("vaelab: note: train.cuda_graph is not used with a KL warm-up, train.compile or "
+                  "train.precision; training eagerly", file=sys.stderr)
             return False
         return True
 
