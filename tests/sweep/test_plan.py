@@ -26,6 +26,7 @@ def test_shape_ignores_what_does_not_change_cost():
     assert shape_key(a) == shape_key(b)
     assert shape_key(a) != shape_key(RunConfig.from_dict({"model": {"latent": 200}}))
     assert shape_key(a) != shape_key(RunConfig.from_dict({"objective": {"name": "iwae", "k": 50}}))
+    assert shape_key(a) != shape_key(RunConfig.from_dict({"train": {"precision": "bfloat16"}}))
 
 
 def test_estimate_scales_measurements():

@@ -84,12 +84,14 @@ class RunEstimate:
 
 
 def shape_key(cfg) -> str:
-    """What a run's cost depends on: its model, objective shape, batch size and data sizes;
-    not its learning rate, beta, seed or name."""
+    """What a run's cost depends on: its model, objective shape, batch size, data sizes and
+    training precision; not its learning rate, beta, seed or name."""
     d = cfg.to_dict()
     key = {"model": d["model"], "objective": {k: d["objective"][k] for k in ("name", "k", "noise")},
            "batch_size": d["train"]["batch_size"], "device": d["train"]["device"], "data": d["data"],
            "eval": {k: d["eval"][k] for k in ("k", "batch_size")}}
+    if "precision" in d["train"]:  # train.precision away from float32 (absent there: older keys hold)
+        key["precision"] = d["train"]["precision"]
     return json.dumps(key, sort_keys=True)
 
 
