@@ -7,8 +7,9 @@ For each preset (N_z = 20, the study's fixed binarisation, ``data.train_limit`` 
 two Trainers are built as ``vaelab train`` builds them, one per precision (float32 takes
 the default step: the closed step where the model has one), each warmed up by one epoch;
 then their epochs alternate, round by round, so that a machine that slows down slows both.
-Printed: the median time a step in each precision and their ratio, with the machine and
-whether it has bfloat16 products in hardware.  BENCHMARKS.md section 9 quotes it.
+Printed first: the machine, whether it has bfloat16 products in hardware, and the GEMM rate
+in each precision (a 2048 x 2048 product and the IWAE step's largest, 5000 x 200 x 784);
+then per shape the median time a step in each precision and their ratio.  BENCHMARKS.md section 9 quotes it.
 """
 
 from __future__ import annotations
@@ -44,6 +45,19 @@ def trainer(model: str, precision: str, images: int, threads: int, tmp: str, dat
     return tr
 
 
+def gemm_rate(m: int, k: int, n: int, dtype: torch.dtype, calls: int = 20) -> float:
+    """GFLOP/s of an (m x k) @ (k x n) product in ``dtype``, the best of three batches of calls."""
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
+    a @ b  # warm-up
+    best = float("inf")
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(calls):
+            a @ b
+        best = min(best, (time.perf_counter() - t0) / calls)
+    return 2 * m * k * n / best / 1e9
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", nargs="+", default=list(MODELS))
@@ -59,6 +73,11 @@ def main() -> None:
     print(f"machine: {mach['cpu']}, {mach['cores']} cores, torch {mach['torch']}; bfloat16 products in hardware: "
           f"{'yes' if native_bf16(torch.device('cpu')) else 'no (emulated)'}; {args.threads} thread(s), "
           f"{args.images} images an epoch, {args.rounds} rounds")
+    torch.set_num_threads(args.threads)
+    for shape in ((2048, 2048, 2048), (5000, 200, 784)):
+        f32, b16 = (gemm_rate(*shape, dtype) for dtype in (torch.float32, torch.bfloat16))
+        print(f"GEMM {' x '.join(map(str, shape))}: float32 {f32:.0f} GFLOP/s, bfloat16 {b16:.0f} GFLOP/s "
+              f"({b16 / f32:.1f}x)")
     print(f"{'model':12s} {'float32 ms/step':>16s} {'bfloat16 ms/step':>17s} {'bf16/fp32':>10s}  float32 step")
     steps = -(-args.images // 100)
     with tempfile.TemporaryDirectory() as tmp:

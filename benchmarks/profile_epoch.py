@@ -19,6 +19,7 @@ from torch.profiler import profile
 
 from vaelab import api
 from vaelab.allocator import tune_malloc
+from vaelab.cli import _set_pair
 from vaelab.denormals import flush_denormals
 from vaelab.training.loop import Trainer
 
@@ -33,12 +34,14 @@ def main() -> None:
     ap.add_argument("--images", type=int, default=TRAIN_IMAGES, help="training images per epoch")
     ap.add_argument("--rows", type=int, default=25, help="ops shown")
     ap.add_argument("--data-dir", default=None)
+    ap.add_argument("--set", dest="sets", action="append", type=_set_pair, default=[], metavar="KEY=VALUE",
+                    help="another config key, e.g. train.precision=bfloat16 (repeatable)")
     args = ap.parse_args()
 
     flush_denormals()
     cfg = api.make_config(args.model, overrides={
         "model.latent": args.latent, "data.binarize": "seed-paper", "train.threads": args.threads,
-        "train.epochs": 1, "data.train_limit": args.images})
+        "train.epochs": 1, "data.train_limit": args.images, **dict(args.sets)})
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer.open(cfg, f"{tmp}/run", progress=False).build(args.data_dir)
         tune_malloc("train")

@@ -96,3 +96,8 @@ def test_trains_by_autograd_and_learns(tmp_path, objective):
     elbos = [m["valid_elbo"] for m in state.metrics]
     assert elbos[-1] > elbos[0]  # it learns
     assert json.loads((tmp_path / "run" / "config.json").read_text())["config"]["train"]["precision"] == "bfloat16"
+
+
+def test_other_devices_are_refused_with_one_line():
+    with pytest.raises(ConfigError, match="not on mps"):
+        MixedPrecision(Holder(MLP(2, (), 2, "tanh")), "bfloat16", torch.device("mps"))

@@ -25,6 +25,8 @@ from typing import Iterator
 import torch
 import torch.nn as nn
 
+from ..errors import ConfigError
+
 PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
 
 
@@ -53,6 +55,9 @@ class MixedPrecision:
     def __init__(self, model: nn.Module, precision: str, device: torch.device, say: bool = True):
         self.dtype = PRECISIONS[precision]
         self.device_type = device.type
+        if self.dtype is not None and device.type not in ("cpu", "cuda"):
+            raise ConfigError(f"train.precision {precision} is available on the CPU and on CUDA GPUs, not on "
+                              f"{device.type}; use float32 there")
         self.nets = [m for m in model.children() if any(True for _ in m.parameters())]
         if self.dtype is not None and say and not native_bf16(device):
             print(f"vaelab: warning: train.precision {precision}: this CPU has no bfloat16 instructions "
