@@ -193,7 +193,7 @@ class TrainConfig:
     # `vaelab eval RUN --epoch N`, e.g. a test log-likelihood against budget.
     keep_epochs: tuple[int, ...] = ()
     # The training step's matrix products in float32 or bfloat16 (autocast; the nets' outputs,
-    # the bound, the optimiser and every evaluation stay float32): training.precision.
+    # the bound, the optimiser and every evaluation stay float32): vaelab.training.precision.
     precision: str = "float32"
 
     def __post_init__(self) -> None:

@@ -325,7 +325,7 @@ class Trainer:
         cfg = self.cfg
         if not cfg.train.cuda_graph or self.device.type != "cuda":
             return False  # the CPU has no graphs: the key is ignored there
-        if cfg.objective.warmup_epochs > 0 or self._compiled is not None or cfg.train.precision != "float32":
+        if cfg.objective.warmup_epochs > 0 or self._compiled is not None or self._precision.active:
             print("vaelab: note: train.cuda_graph is not used with a KL warm-up, train.compile or "
                   "train.precision; training eagerly", file=sys.stderr)
             return False
