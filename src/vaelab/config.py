@@ -166,6 +166,10 @@ class OptimConfig:
             _fail("optim", "weight_decay", f"must be >= 0, got {self.weight_decay!r}")
 
 
+# train.precision's values, each a torch dtype's name (vaelab.training.precision)
+PRECISIONS = ("float32", "bfloat16")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     epochs: int = 10
@@ -198,8 +202,8 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         _positive("train", self, "epochs", "batch_size", "valid_every", "valid_limit")
-        if self.precision not in ("float32", "bfloat16"):
-            _fail("train", "precision", f"must be float32 or bfloat16, got {self.precision!r}")
+        if self.precision not in PRECISIONS:
+            _fail("train", "precision", f"must be {' or '.join(PRECISIONS)}, got {self.precision!r}")
         if self.precision != "float32" and self.compile:
             _fail("train", "precision", f"{self.precision} is not combined with train.compile; "
                                         f"turn one of them off")

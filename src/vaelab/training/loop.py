@@ -289,7 +289,8 @@ class Trainer:
     # --- the written-out gradient (objectives/closed.py) -------------------------------
     def _closed_step(self):
         """The objective's step with its gradient by hand, where the model's parts write it
-        out and neither ``train.compile`` nor a captured graph replaces the step; else None."""
+        out and neither ``train.compile``, a captured graph nor ``train.precision`` replaces
+        the step; else None."""
         if (self._step_mode != "closed" or self._compiled is not None or self._use_graph
                 or self._precision.active):  # the closed step replays float32 autograd
             return None

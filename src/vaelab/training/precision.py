@@ -27,8 +27,6 @@ import torch.nn as nn
 
 from ..errors import ConfigError
 
-PRECISIONS = {"float32": None, "bfloat16": torch.bfloat16}
-
 
 def native_bf16(device: torch.device) -> bool:
     """Whether this device computes bfloat16 products in hardware (a GPU, or a CPU with
@@ -53,7 +51,7 @@ class MixedPrecision:
     handing float32 back to the rest of the model.  A no-op for ``float32``."""
 
     def __init__(self, model: nn.Module, precision: str, device: torch.device, say: bool = True):
-        self.dtype = PRECISIONS[precision]
+        self.dtype = None if precision == "float32" else getattr(torch, precision)  # config.PRECISIONS
         self.device_type = device.type
         if self.dtype is not None and device.type not in ("cpu", "cuda"):
             raise ConfigError(f"train.precision {precision} is available on the CPU and on CUDA GPUs, not on "
