@@ -7,6 +7,7 @@ process, the two arms alternating round by round (paired ratios, medians).
     python benchmarks/levers.py gather        # an epoch's batches gathered per batch / by one copy
     python benchmarks/levers.py binarize      # dynamic binarisation into a kept buffer / a new tensor
     python benchmarks/levers.py mlp-buffer    # a kept output buffer for the MLP decoder (not adopted)
+    python benchmarks/levers.py iwae-likelihood  # the Bernoulli likelihood and its gradient in blocks (IWAE k=50)
     python benchmarks/levers.py all --rounds 5 --threads 1
 
 The "without" arm rebuilds what the code did before the lever, so both arms compute the
@@ -193,8 +194,51 @@ def mlp_buffer(images: int) -> tuple[Arm, Arm]:
     return new, old
 
 
+def iwae_likelihood(images: int) -> tuple[Arm, Arm]:
+    """One epoch of the IWAE (k = 50, ``Trainer._train_epoch``, random binary images) with
+    the Bernoulli log-likelihood and its gradient computed block by block
+    (``_BlockedBernoulli``), against autograd on the whole (50, 100, 784) expression.  The
+    same numbers bit for bit (tests/training/test_fast_path.py)."""
+    import tempfile
+    from pathlib import Path
+
+    from vaelab.allocator import tune_malloc
+    from vaelab.config import load_config
+    from vaelab.data import Dataset, Split
+    from vaelab.denormals import flush_denormals
+    from vaelab.distributions import likelihoods
+    from vaelab.training import Trainer
+
+    g = torch.Generator().manual_seed(0)
+
+    def split(n):
+        return Split((torch.rand(n, 784, generator=g) > 0.7).float(), torch.zeros(n, dtype=torch.long))
+
+    ds = Dataset(name="mnist", train=split(images), valid=split(1000), test=split(100), image_shape=(1, 28, 28),
+                 binary=True, num_classes=10, dynamic=False)
+    cfg = load_config(preset="iwae", overrides={"train.threads": torch.get_num_threads(), "train.epochs": 1,
+                                                "model.latent": 20})
+    tr = Trainer.open(cfg, Path(tempfile.mkdtemp()) / "run", progress=False).build(dataset=ds)
+    flush_denormals()  # as Trainer.fit runs (section 3: an IWAE's weights make denormals within epochs)
+    tune_malloc("train")
+    block = likelihoods._BLOCK
+
+    def new():
+        tr._train_epoch(1)
+
+    def old():
+        likelihoods._BLOCK = 1 << 40  # never blockable: autograd on the whole expression
+        try:
+            tr._train_epoch(1)
+        finally:
+            likelihoods._BLOCK = block
+
+    return new, old
+
+
 LEVERS = {"cnn-eval": (cnn_eval, 6), "cnn-valid": (cnn_valid, 10000), "fast-step": (fast_step, 20000),
-          "gather": (gather, 50000), "binarize": (binarize, 50000), "mlp-buffer": (mlp_buffer, 9)}
+          "gather": (gather, 50000), "binarize": (binarize, 50000), "mlp-buffer": (mlp_buffer, 9),
+          "iwae-likelihood": (iwae_likelihood, 3000)}
 
 
 def measure(name: str, rounds: int) -> None:

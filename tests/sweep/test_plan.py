@@ -4,6 +4,8 @@ sweep's schedule replayed, nothing run, and the choice saved for the sweep to fo
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from vaelab.cli import main
@@ -146,3 +148,25 @@ def test_a_sweep_runs_the_packing_its_plan_chose(write_experiment, data_dir, tmp
     assert sorted(p.name for p in out.iterdir()) == ["plan.json"]  # nothing run
     assert main(["sweep", str(exp), "--effort", "smoke", "--out", str(out), "--data-dir", str(data_dir)]) == 0
     assert "following the plan" in capsys.readouterr().err
+
+
+def test_the_evaluation_is_timed_on_a_warm_chunk(data_dir, monkeypatch):
+    """A long evaluation reuses its chunks' memory, so only its first chunk pays for page
+    faults and set-up: the plan times a chunk after a warm-up over the same chunk at the
+    same k, and scales that.  Here the first call on a chunk takes 0.3 s and every later
+    one 0.01 s: the estimate must be the warm time scaled to the test set, not the cold."""
+    calls = []
+
+    def fake_evaluate(model, x, y, k, **kw):
+        calls.append((k, x.shape[0]))
+        time.sleep(0.3 if calls.count((k, x.shape[0])) == 1 else 0.01)
+
+    monkeypatch.setattr(plan_module, "evaluate_model", fake_evaluate)
+    cfg = RunConfig.from_dict({"model": {"latent": 2, "hidden": [16]}, "train": {"epochs": 1},
+                               "data": {"dataset": "mnist", "train_limit": 200, "test_limit": 60},
+                               "eval": {"k": 1000}})
+    t = plan_module._measure(cfg.to_dict(), str(data_dir), 1)
+    imgs = plan_module.DEFAULT_ROWS_PER_CHUNK // 1000  # the chunk evaluate_model would take
+    assert calls == [(1000, imgs), (1000, imgs)]
+    per_chunk = t["eval_s"] * imgs / 60
+    assert 0.01 <= per_chunk < 0.1  # warm (0.01 s and the call's overhead), not cold (0.3 s)

@@ -70,6 +70,8 @@ class BernoulliLikelihood(Likelihood):
     def log_prob(self, params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
         # softplus(l) = log(1 + e^l) is computed stably by torch for any l.
         if _blockable(params, x):
+            if torch.is_grad_enabled() and params.requires_grad:
+                return _BlockedBernoulli.apply(params, x)
             return _bernoulli_log_prob_blocked(params, x)
         return (x * params - F.softplus(params)).sum(-1)
 
@@ -89,50 +91,90 @@ class BernoulliLikelihood(Likelihood):
 
 
 # Elements per block of the blocked path: 256k floats = 1 MiB, split by torch over the
-# intra-op threads, so a block stays in cache (L2/L3) through its four passes (mul,
-# softplus, sub, sum) and its temporaries are reused from the allocator instead of being
-# fresh pages.  Not smaller: each op on a block is a thread barrier, and barriers are
-# what a busy machine makes expensive (measured: 64k floats no faster when idle, slower
-# under load).
+# intra-op threads, so a block stays in cache (L2/L3) through its passes (forward: mul,
+# softplus, sub, sum; backward: neg, softplus_backward, mul, add) and its temporaries are
+# reused from the allocator instead of being fresh pages.  Not smaller: each op on a block
+# is a thread barrier, and barriers are what a busy machine makes expensive (measured: 64k
+# floats no faster when idle, slower under load).
 _BLOCK = 1 << 18
 
 
 def _blockable(params: torch.Tensor, x: torch.Tensor) -> bool:
-    """The blocked path: large CPU tensors outside autograd (the IS evaluation, k*B rows).
+    """The blocked path: large CPU tensors (the IS evaluation's k*B rows; the IWAE's k*B
+    rows in training, where autograd goes through :class:`_BlockedBernoulli`).
 
-    Evaluated whole, each of the four passes over a (k, B, D) tensor of tens of MB goes to
-    DRAM, and each temporary is a fresh allocation that the OS must page in: about twice
-    the time of the same arithmetic done block by block (measured, BENCHMARKS.md).
+    Evaluated whole, each pass over a (k, B, D) tensor of tens of MB goes to DRAM, and
+    each temporary is a fresh allocation that the OS must page in: about twice the time
+    of the same arithmetic done block by block (measured, BENCHMARKS.md).  Not for a
+    differentiable x (autograd's own path gives its gradient) nor under ``torch.compile``
+    (inductor fuses the plain expression itself).
     """
     return (params.device.type == "cpu" and params.dim() >= 2 and params.numel() >= 2 * _BLOCK
-            and not (torch.is_grad_enabled() and (params.requires_grad or x.requires_grad))
+            and not x.requires_grad and not torch.compiler.is_compiling()
             and torch.broadcast_shapes(params.shape, x.shape) == params.shape)
 
 
 def _bernoulli_log_prob_blocked(params: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     """``(x * params - softplus(params)).sum(-1)``, the same expression row-block by row-block."""
     out = torch.empty(params.shape[:-1], dtype=torch.result_type(params, x), device=params.device)
-    x = x.reshape((1,) * (params.dim() - x.dim()) + tuple(x.shape))  # same ndim as params
-    _blocked_rows(params, x, out)
+    _blocked_rows(params, _same_ndim(x, params), out)
     return out
 
 
-def _blocked_rows(l: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> None:
-    """out (n, ...) = sum over the last dim of x*l - softplus(l), for l (n, ..., D) and x
-    broadcastable to it with the same ndim; blocks along dim 0, recursing while one slice
-    of dim 0 is itself larger than a block."""
+def _same_ndim(x: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    return x.reshape((1,) * (like.dim() - x.dim()) + tuple(x.shape))
+
+
+def _blocks(l: torch.Tensor, x: torch.Tensor, *rest: torch.Tensor):
+    """(l, x, *rest) block by block along dim 0, recursing while one slice of dim 0 is itself
+    larger than a block; x broadcasts over l with the same ndim (size 1 or l's in dim 0),
+    ``rest`` are indexed like l's leading dims."""
     n = l.shape[0]
     per_row = l[0].numel() if n else 1
     if per_row > _BLOCK and l.dim() > 2:
         for i in range(n):
-            _blocked_rows(l[i], x[0] if x.shape[0] == 1 else x[i], out[i])
+            yield from _blocks(l[i], x[0] if x.shape[0] == 1 else x[i], *(t[i] for t in rest))
         return
     rows = max(1, _BLOCK // per_row)
     for i in range(0, n, rows):
-        lb = l[i:i + rows]
-        t = torch.mul(x if x.shape[0] == 1 else x[i:i + rows], lb)
+        yield (l[i:i + rows], x if x.shape[0] == 1 else x[i:i + rows], *(t[i:i + rows] for t in rest))
+
+
+def _blocked_rows(l: torch.Tensor, x: torch.Tensor, out: torch.Tensor) -> None:
+    """out (n, ...) = sum over the last dim of x*l - softplus(l), for l (n, ..., D) and x
+    broadcastable to it with the same ndim."""
+    for lb, xb, ob in _blocks(l, x, out):
+        t = torch.mul(xb, lb)
         t.sub_(F.softplus(lb))
-        torch.sum(t, dim=-1, out=out[i:i + rows])
+        torch.sum(t, dim=-1, out=ob)
+
+
+class _BlockedBernoulli(torch.autograd.Function):
+    """``(x * l - softplus(l)).sum(-1)`` with its gradient in l, both block by block: the
+    kernels autograd runs on the plain expression, in its order (forward: mul, softplus,
+    sub, sum; backward: the sum's expanded grad g, softplus_backward on -g materialised,
+    plus g * x), on cache-sized blocks instead of whole (k, B, D) tensors.  Each element
+    goes through the same kernels, so the numbers are autograd's bit for bit wherever a
+    block's length is a multiple of the kernels' vector width (MNIST's 784 pixels times a
+    batch that is a multiple of 4; the other tails go through torch's scalar loop, which
+    rounds ``softplus`` differently in the last bit).  Only l and x are saved for backward (no (k, B, D) temporaries)."""
+
+    @staticmethod
+    def forward(ctx, l: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(l, x)
+        return _bernoulli_log_prob_blocked(l, x)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor):
+        l, x = ctx.saved_tensors
+        grad = torch.empty_like(l, memory_format=torch.contiguous_format)
+        for lb, xb, gb, ob in _blocks(l, _same_ndim(x, l), g, grad):
+            ge = gb.unsqueeze(-1).expand_as(lb)
+            t = torch.ops.aten.softplus_backward(-ge, lb, 1, 20)
+            torch.mul(ge, xb, out=ob)
+            ob.add_(t)
+        return grad, None
 
 
 class GaussianLikelihood(Likelihood):

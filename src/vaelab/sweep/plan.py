@@ -9,7 +9,7 @@ machine through the real entry points, on a sliver of the data:
 * ``Trainer._valid_elbo`` on one chunk of validation images, scaled to the validation set
   and to the epochs that validate (``train.valid_every``);
 * ``evaluate_model`` (the IS log-likelihood, the run's ``eval.k``) on one chunk of test
-  images, scaled to the test set.
+  images, after one warm-up pass over the same chunk, scaled to the test set.
 
 A *packing* is how a sweep shares the machine: W worker processes, each on its own share
 of the cores with T torch threads (on a GPU: W processes sharing the device).  Each shape
@@ -147,7 +147,11 @@ def _measure_flushed(cfg_dict: dict[str, Any], data_dir: str | None, threads: in
         valid_s = (time.perf_counter() - t0) * n_valid / valid_chunk
         x = ds.test.x[:eval_imgs].to(tr.device)
         y = ds.test.y[:eval_imgs].to(tr.device) if tr.model.cond_dim else None
-        evaluate_model(tr.model, x, y, k=min(k, 64), batch_size=eval_bs, progress=False)  # warm-up
+        # Warm-up on the same chunk at the full k: a long evaluation reuses its chunks' blocks
+        # (tens of MB, allocator.py), and the first chunk's page faults and one-off set-up
+        # would otherwise be charged to every chunk (a cold chunk took 1.2-3x a warm one:
+        # BENCHMARKS.md section 4).
+        evaluate_model(tr.model, x, y, k=k, batch_size=eval_bs, progress=False)
         t0 = time.perf_counter()
         evaluate_model(tr.model, x, y, k=k, batch_size=eval_bs, seed=cfg.eval.seed, progress=False)
         eval_s = (time.perf_counter() - t0) * n_test / eval_imgs
