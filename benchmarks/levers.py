@@ -57,7 +57,9 @@ def cnn_eval(images: int) -> tuple[Arm, Arm]:
     return new, old
 
 
-def _mlp_trainer(images: int):
+def _trainer(images: int, preset: str = "vae-tuned", overrides: dict | None = None, valid: int = 1000):
+    """A Trainer for ``preset`` on ``images`` random binary 28 x 28 training images (and
+    ``valid`` validation images), one epoch, this process's threads."""
     import tempfile
     from pathlib import Path
 
@@ -70,16 +72,17 @@ def _mlp_trainer(images: int):
     def split(n):
         return Split((torch.rand(n, 784, generator=g) > 0.7).float(), torch.zeros(n, dtype=torch.long))
 
-    ds = Dataset(name="mnist", train=split(images), valid=split(1000), test=split(100), image_shape=(1, 28, 28),
+    ds = Dataset(name="mnist", train=split(images), valid=split(valid), test=split(100), image_shape=(1, 28, 28),
                  binary=True, num_classes=10, dynamic=False)
-    cfg = load_config(preset="vae-tuned", overrides={"train.threads": torch.get_num_threads(), "train.epochs": 1})
+    cfg = load_config(preset=preset, overrides={"train.threads": torch.get_num_threads(), "train.epochs": 1,
+                                                **(overrides or {})})
     return Trainer.open(cfg, Path(tempfile.mkdtemp()) / "run", progress=False).build(dataset=ds)
 
 
 def fast_step(images: int) -> tuple[Arm, Arm]:
     """One epoch of the MLP VAE (``Trainer._train_epoch``) with FastStep, and with
     torch.optim's own ``step`` in its place."""
-    tr = _mlp_trainer(images)
+    tr = _trainer(images)
     fast = tr._opt_step
 
     def new():
@@ -133,20 +136,9 @@ def binarize(images: int) -> tuple[Arm, Arm]:
 def cnn_valid(images: int) -> tuple[Arm, Arm]:
     """The per-epoch validation ELBO of a CNN VAE (``Trainer._valid_elbo``) through the
     inference form of its decoder, against the model itself."""
-    import tempfile
-    from pathlib import Path
+    from vaelab.training import loop
 
-    from vaelab.config import load_config
-    from vaelab.data import Dataset, Split
-    from vaelab.training import Trainer, loop
-
-    def split(n):
-        return Split((torch.rand(n, 784) > 0.7).float(), torch.zeros(n, dtype=torch.long))
-
-    ds = Dataset(name="mnist", train=split(200), valid=split(images), test=split(100), image_shape=(1, 28, 28),
-                 binary=True, num_classes=10, dynamic=False)
-    cfg = load_config(preset="vae-cnn", overrides={"train.threads": torch.get_num_threads(), "train.epochs": 1})
-    tr = Trainer.open(cfg, Path(tempfile.mkdtemp()) / "run", progress=False).build(dataset=ds)
+    tr = _trainer(200, "vae-cnn", valid=images)
     form = loop.inference_form
 
     def new():
@@ -199,26 +191,11 @@ def iwae_likelihood(images: int) -> tuple[Arm, Arm]:
     the Bernoulli log-likelihood and its gradient computed block by block
     (``_BlockedBernoulli``), against autograd on the whole (50, 100, 784) expression.  The
     same numbers bit for bit (tests/training/test_fast_path.py)."""
-    import tempfile
-    from pathlib import Path
-
     from vaelab.allocator import tune_malloc
-    from vaelab.config import load_config
-    from vaelab.data import Dataset, Split
     from vaelab.denormals import flush_denormals
     from vaelab.distributions import likelihoods
-    from vaelab.training import Trainer
 
-    g = torch.Generator().manual_seed(0)
-
-    def split(n):
-        return Split((torch.rand(n, 784, generator=g) > 0.7).float(), torch.zeros(n, dtype=torch.long))
-
-    ds = Dataset(name="mnist", train=split(images), valid=split(1000), test=split(100), image_shape=(1, 28, 28),
-                 binary=True, num_classes=10, dynamic=False)
-    cfg = load_config(preset="iwae", overrides={"train.threads": torch.get_num_threads(), "train.epochs": 1,
-                                                "model.latent": 20})
-    tr = Trainer.open(cfg, Path(tempfile.mkdtemp()) / "run", progress=False).build(dataset=ds)
+    tr = _trainer(images, "iwae", {"model.latent": 20})
     flush_denormals()  # as Trainer.fit runs (section 3: an IWAE's weights make denormals within epochs)
     tune_malloc("train")
     block = likelihoods._BLOCK

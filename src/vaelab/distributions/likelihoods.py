@@ -157,7 +157,8 @@ class _BlockedBernoulli(torch.autograd.Function):
     goes through the same kernels, so the numbers are autograd's bit for bit wherever a
     block's length is a multiple of the kernels' vector width (MNIST's 784 pixels times a
     batch that is a multiple of 4; the other tails go through torch's scalar loop, which
-    rounds ``softplus`` differently in the last bit).  Only l and x are saved for backward (no (k, B, D) temporaries)."""
+    rounds ``softplus`` differently in the last bit).  Only l and x are saved for backward
+    (no (k, B, D) temporaries)."""
 
     @staticmethod
     def forward(ctx, l: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
