@@ -14,6 +14,7 @@ from ..data import Dataset, tensor_sha256
 from ..devices import resolve_device
 from ..errors import ConfigError, VaelabError
 from ..io import atomic_write_json
+from ..nets.gemm import gemm_backend
 from ..runs import RunDir, TrainedRun, load_run, run_dataset
 from .likelihood import DEFAULT_ROWS_PER_CHUNK, active_units, evaluate_model, importance_sampled
 
@@ -120,6 +121,7 @@ def evaluate_run(run_dir: str | Path, k: int | None = None, data_dir: str | Path
         "test_sha256": tensor_sha256(x),
         "torch": torch.__version__,
         "device": dev.type,
+        "gemm": gemm_backend() if dev.type == "cpu" else None,  # the float32 GEMM library (vaelab.nets.gemm)
     }
     if not math.isfinite(out["log_likelihood_sem"]):
         out["log_likelihood_sem"] = None  # one test image has no standard error (and JSON has no NaN)

@@ -28,6 +28,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..errors import ConfigError
+from . import gemm
 from .describe import describe_layer, describe_sequential
 
 CHANNELS = (32, 64)
@@ -68,7 +69,7 @@ class ConvEncoder(nn.Module):
         )
         h2, w2 = sizes[-1]
         self.features_shape = (c2, h2, w2)
-        self.head = nn.Linear(c2 * h2 * w2 + cond_dim, out_dim)
+        self.head = gemm.Linear(c2 * h2 * w2 + cond_dim, out_dim)
         self.cond_dim = cond_dim
 
     def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
@@ -106,7 +107,7 @@ class ConvDecoder(nn.Module):
         # output_padding 1 restores an odd side lost by the encoder's floor(n / 2).
         pad2 = tuple(s % 2 for s in sizes[1])  # sizes[2] -> sizes[1]
         pad1 = tuple(s % 2 for s in sizes[0])  # sizes[1] -> sizes[0]
-        self.fc = nn.Sequential(nn.Linear(in_dim + cond_dim, c2 * sizes[-1][0] * sizes[-1][1]), nn.ReLU())
+        self.fc = nn.Sequential(gemm.Linear(in_dim + cond_dim, c2 * sizes[-1][0] * sizes[-1][1]), nn.ReLU())
         self.deconv = nn.Sequential(
             nn.ConvTranspose2d(c2, c1, KERNEL, STRIDE, PAD, output_padding=pad2), nn.BatchNorm2d(c1), nn.ReLU(),
             nn.ConvTranspose2d(c1, n_params * c, KERNEL, STRIDE, PAD, output_padding=pad1, bias=False),

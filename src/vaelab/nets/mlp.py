@@ -9,6 +9,7 @@ import torch
 import torch.nn as nn
 
 from ..registry import Registry
+from . import gemm
 from .describe import describe_sequential
 
 
@@ -83,9 +84,9 @@ class MLP(nn.Module):
         layers: list[nn.Module] = []
         width = in_dim + cond_dim
         for h in hidden:
-            layers += [nn.Linear(width, h), activation(act)]
+            layers += [gemm.Linear(width, h), activation(act)]
             width = h
-        layers.append(nn.Linear(width, out_dim))
+        layers.append(gemm.Linear(width, out_dim))
         self.net = nn.Sequential(*layers)
         self.in_dim, self.out_dim, self.cond_dim = in_dim, out_dim, cond_dim
         # a plugin's activation may be a bare nn.Module class, without a backward (then: autograd)
@@ -133,12 +134,12 @@ class MLP(nn.Module):
         for i in range(len(layers) - 1, -1, -1):
             layer = layers[i]
             if isinstance(layer, nn.Linear):
-                _into_grad(layer.weight, torch.mm, d.t(), tape[i])
+                _into_grad(layer.weight, gemm.mm, d.t(), tape[i])
                 if layer.bias is not None:
                     _into_grad(layer.bias, torch.sum, d, 0)
                 if i == 0 and not input_grad:
                     return None
-                d = torch.mm(d, layer.weight)
+                d = gemm.mm(d, layer.weight)
             else:  # an activation, from its input and output
                 d = self._act_backward(d, tape[i], tape[i + 1])
         return d

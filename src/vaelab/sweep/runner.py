@@ -29,6 +29,7 @@ from ..denormals import denormal_mode
 from ..data import check_data as check_dataset
 from ..devices import on_cuda
 from ..errors import ConfigError
+from ..nets.gemm import gemm_backend
 from ..parts import session_parts
 from ..runs import run_label, store_path
 from ..store import Store, process_alive, process_id
@@ -167,6 +168,7 @@ def run_sweep(experiments: Sequence[Experiment], sweep_dir: str | Path, *, worke
         raise ConfigError("--address is for --executor ray")
     malloc_mode()  # a bad VAELAB_MALLOC: one line here, not a worker dying at its start
     denormal_mode()  # likewise VAELAB_DENORMALS
+    gemm_backend()  # and VAELAB_GEMM
     local = sorted({p for exp in experiments for r in exp.runs for p in session_parts(r.config)})
     if local:
         raise ConfigError(f"{', '.join(local)} exist only in this Python process (vaelab.register); a sweep's "

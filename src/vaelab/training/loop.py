@@ -40,6 +40,7 @@ from ..devices import resolve_device
 from ..errors import CheckpointError, TrainingDiverged, first_line
 from ..evaluation.likelihood import inference_form
 from ..models import build_model, check_fits_memory
+from ..nets.gemm import gemm_backend
 from ..objectives import build_objective
 from ..objectives.closed import step_mode
 from ..runs import (RunDir, TrainState, check_same_data, config_dataset, data_record, list_checkpoints, load_latest,
@@ -458,7 +459,7 @@ class Trainer:
                 self._recover(epoch, NonFinite(-1, f"validation ELBO is {valid}"))
                 continue
             row = {"epoch": epoch + 1, **stats, "valid_elbo": valid, "lr": lr, "seconds": round(seconds, 4),
-                   "threads": self.threads, "step": self.step_kind}
+                   "threads": self.threads, "step": self.step_kind, "gemm": gemm_backend()}
             self.state.epoch = epoch + 1
             self.state.metrics.append(row)
             self.state.train_seconds += seconds
