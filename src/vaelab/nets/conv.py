@@ -200,11 +200,11 @@ class InferenceConvDecoder(nn.Module):
     def _block(self, z: torch.Tensor, out: torch.Tensor) -> None:
         n = z.shape[0]
         c2, h2, w2 = self.start
-        h = torch.addmm(self.fc_b, z, self.fc_w.t()).relu_().view(n, h2, w2, c2).permute(0, 3, 1, 2)  # (n, C2, h2, w2) NHWC
+        h = gemm.linear(z, self.fc_w, self.fc_b).relu_().view(n, h2, w2, c2).permute(0, 3, 1, 2)  # (n, C2, h2, w2) NHWC
         a = F.conv_transpose2d(h, self.w1, self.b1, STRIDE, self.pad1, self.out_pad1).relu_()  # (n, C1, H, W) NHWC
         _, cin, H, W = a.shape
         cout, kh, kw = self.taps
-        cols = torch.mm(a.permute(0, 2, 3, 1).reshape(n * H * W, cin), self.w2)  # (n*H*W, cout*kh*kw)
+        cols = gemm.mm(a.permute(0, 2, 3, 1).reshape(n * H * W, cin), self.w2)  # (n*H*W, cout*kh*kw)
         cols = cols.view(n, H * W, cout * kh * kw).transpose(1, 2).contiguous().view(n, cout, kh, kw, H, W)
         # Tap (ky, kx) of input (i, j) lands on row 2i + ky, column 2j + kx of the uncropped
         # output, (2H + 2) x (2W + 2) = (H + 1, 2) x (W + 1, 2) in (position, phase) form.
