@@ -155,3 +155,13 @@ def test_the_closed_step_is_autograd_s_under_each_library(library):
     torch.manual_seed(1)
     objective.closed_step(model)(x, None, 1.0)
     assert all(torch.equal(a, p.grad) for a, p in zip(autograd, model.parameters()))
+
+
+@pytest.mark.skipif(not HAS_ONEDNN, reason="no oneDNN")
+def test_a_second_derivative_is_refused(monkeypatch):
+    monkeypatch.setenv(gemm.ENV, "onednn")
+    x = torch.randn(4, 3, requires_grad=True)
+    w = torch.randn(2, 3, requires_grad=True)
+    (gx,) = torch.autograd.grad(gemm.linear(x, w).pow(2).sum(), x, create_graph=True)
+    with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
+        gx.sum().backward()

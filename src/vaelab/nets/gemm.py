@@ -33,6 +33,7 @@ from pathlib import Path
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
+from torch.autograd.function import once_differentiable
 
 from ..errors import ConfigError, env_choice
 
@@ -92,7 +93,8 @@ def _dnn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tens
 class _OneDNNLinear(torch.autograd.Function):
     """x w^T + b by oneDNN, with autograd's backward for ``F.linear`` (d x = g w,
     d w = g^T x over the flattened leading dims, d b = the sum of g over them), each
-    product by oneDNN too."""
+    product by oneDNN too (once differentiable: a second derivative is an error, not a
+    silent zero)."""
 
     @staticmethod
     def forward(ctx, x, w, b):
@@ -101,6 +103,7 @@ class _OneDNNLinear(torch.autograd.Function):
         return _dnn(x, w, b)
 
     @staticmethod
+    @once_differentiable
     def backward(ctx, g):
         x, w = ctx.saved_tensors
         gx = gw = gb = None
