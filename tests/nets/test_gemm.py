@@ -165,3 +165,48 @@ def test_a_second_derivative_is_refused(monkeypatch):
     (gx,) = torch.autograd.grad(gemm.linear(x, w).pow(2).sum(), x, create_graph=True)
     with pytest.raises(RuntimeError, match="once_differentiable|does not require grad"):
         gx.sum().backward()
+
+
+@pytest.mark.skipif(not HAS_ONEDNN, reason="no oneDNN")
+def test_a_fused_activation_is_the_activation_of_the_product(monkeypatch):
+    monkeypatch.setenv(gemm.ENV, "onednn")
+    x, w, b = _data()
+    y = gemm.linear(x, w, b)
+    # ReLU is exact: fused or not, the same bits
+    assert torch.equal(gemm.linear_act(x, w, b, "relu"), torch.relu(y))
+    # tanh: oneDNN's own, within 2 ulp of torch's (each within 1.2 ulp of the exact tanh of y)
+    t = gemm.linear_act(x, w, b, "tanh")
+    ulp = torch.nextafter(torch.tanh(y).abs(), torch.tensor(2.0)) - torch.tanh(y).abs()
+    assert ((t - torch.tanh(y)).abs() <= 2 * ulp).all()
+    # its gradients: autograd's through torch's tanh, within float32 rounding
+    xs, ws, bs = (v.clone().requires_grad_() for v in (x, w, b))
+    g = torch.randn_like(y)
+    gemm.linear_act(xs, ws, bs, "tanh").backward(g)
+    xr, wr, br = (v.double().requires_grad_() for v in (x, w, b))
+    torch.tanh(torch.nn.functional.linear(xr, wr, br)).backward(g.double())
+    for got, ref in ((xs.grad, xr.grad), (ws.grad, wr.grad), (bs.grad, br.grad)):
+        assert torch.allclose(got.double(), ref, rtol=1e-4, atol=1e-4 * float(ref.abs().max()))
+
+
+@pytest.mark.skipif(not HAS_ONEDNN, reason="no oneDNN")
+def test_an_mlp_fuses_its_activations_unless_a_hook_watches(monkeypatch):
+    from vaelab.nets import MLP
+
+    monkeypatch.setenv(gemm.ENV, "onednn")
+    torch.manual_seed(0)
+    net = MLP(30, (40, 20), 5, "tanh")
+    x = torch.randn(8, 30)
+    calls = []
+    real = gemm.linear_act
+    monkeypatch.setattr(gemm, "linear_act", lambda *a: calls.append(a[-1]) or real(*a))
+    fused = net(x)
+    assert calls == ["tanh", "tanh"]
+    seen = []
+    net.net[1].register_forward_hook(lambda m, i, o: seen.append(o))
+    plain = net(x)  # module by module, so the hook sees the activation
+    assert len(seen) == 1 and calls == ["tanh", "tanh"]
+    assert torch.allclose(fused, plain, atol=1e-5)
+    # an activation oneDNN does not apply (softplus) runs module by module
+    calls.clear()
+    MLP(30, (40,), 5, "softplus")(x)
+    assert calls == []

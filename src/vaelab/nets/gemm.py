@@ -86,8 +86,23 @@ def _takes_onednn(x: torch.Tensor, w: torch.Tensor) -> bool:
             and gemm_backend() == "onednn")
 
 
-def _dnn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> torch.Tensor:
-    return _onednn_op()(x, w, b, "none", [], "")
+def _dnn(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, act: str = "none") -> torch.Tensor:
+    return _onednn_op()(x, w, b, act, [], "")
+
+
+# Activations oneDNN applies to a product's output as it writes it (no pass of their own),
+# each with autograd's backward from that output: ``relu`` is exact (the same numbers as
+# torch's), oneDNN's ``tanh`` is within 1.2 ulp of the exact tanh (torch's Sleef tanh 0.5):
+# other bits than torch's.
+FUSED_BACKWARD = {
+    "relu": lambda d, h: torch.ops.aten.threshold_backward(d, h, 0),
+    "tanh": lambda d, h: torch.ops.aten.tanh_backward(d, h),
+}
+
+
+def fuses(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether :func:`linear_act` runs fused for these operands (oneDNN takes them)."""
+    return _takes_onednn(x, w)
 
 
 class _OneDNNLinear(torch.autograd.Function):
@@ -97,15 +112,18 @@ class _OneDNNLinear(torch.autograd.Function):
     silent zero)."""
 
     @staticmethod
-    def forward(ctx, x, w, b):
-        ctx.save_for_backward(x, w)
-        ctx.has_bias = b is not None
-        return _dnn(x, w, b)
+    def forward(ctx, x, w, b, act="none"):
+        y = _dnn(x, w, b, act)
+        ctx.save_for_backward(x, w, *((y,) if act != "none" else ()))
+        ctx.has_bias, ctx.act = b is not None, act
+        return y
 
     @staticmethod
     @once_differentiable
     def backward(ctx, g):
-        x, w = ctx.saved_tensors
+        x, w, *y = ctx.saved_tensors
+        if ctx.act != "none":
+            g = FUSED_BACKWARD[ctx.act](g, y[0])  # through the activation first, from its output
         gx = gw = gb = None
         if ctx.needs_input_grad[0]:
             gx = _dnn(g, w.t(), None)
@@ -114,7 +132,7 @@ class _OneDNNLinear(torch.autograd.Function):
             gw = _dnn(g2.t(), x.reshape(-1, x.shape[-1]).t(), None)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             gb = torch.sum(g2, 0)
-        return gx, gw, gb
+        return gx, gw, gb, None
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
@@ -125,6 +143,16 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
                                     or (bias is not None and bias.requires_grad)):
         return _OneDNNLinear.apply(x, weight, bias)
     return _dnn(x, weight, bias)
+
+
+def linear_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str) -> torch.Tensor:
+    """``act(F.linear(x, weight, bias))`` as one oneDNN product with the activation
+    (``relu`` or ``tanh``, :data:`FUSED_BACKWARD`) applied as it writes the output; only
+    where :func:`fuses` says so."""
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
+        return _OneDNNLinear.apply(x, weight, bias, act)
+    return _dnn(x, weight, bias, act)
 
 
 def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:

@@ -25,6 +25,9 @@ class Activation:
     # computes autograd's numbers; None for an activation without one (a plugin's bare
     # module), whose nets then train by autograd.
     backward: Callable[[torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor] | None = None
+    # Its name among the activations oneDNN applies as it writes a product's output
+    # (:data:`vaelab.nets.gemm.FUSED_BACKWARD`), where the nets' products run on oneDNN.
+    fused: str | None = None
 
     def __call__(self) -> nn.Module:
         return self.module()
@@ -61,8 +64,8 @@ def _b_gelu(d, a, h):  # nn.GELU: the exact (erf) form
 
 
 ACTIVATIONS: Registry = Registry("activation", {
-    "tanh": Activation(nn.Tanh, "glorot", _b_tanh), "softplus": Activation(nn.Softplus, "glorot", _b_softplus),
-    "sigmoid": Activation(nn.Sigmoid, "glorot", _b_sigmoid), "relu": Activation(nn.ReLU, "he", _b_relu),
+    "tanh": Activation(nn.Tanh, "glorot", _b_tanh, "tanh"), "softplus": Activation(nn.Softplus, "glorot", _b_softplus),
+    "sigmoid": Activation(nn.Sigmoid, "glorot", _b_sigmoid), "relu": Activation(nn.ReLU, "he", _b_relu, "relu"),
     "leaky_relu": Activation(nn.LeakyReLU, "he", _b_leaky_relu), "elu": Activation(nn.ELU, "he", _b_elu),
     "gelu": Activation(nn.GELU, "he", _b_gelu),
 }, plugins="activation")
@@ -91,6 +94,7 @@ class MLP(nn.Module):
         self.in_dim, self.out_dim, self.cond_dim = in_dim, out_dim, cond_dim
         # a plugin's activation may be a bare nn.Module class, without a backward (then: autograd)
         self._act_backward = getattr(ACTIVATIONS.get(act), "backward", None) if hidden else None
+        self._act_fused = getattr(ACTIVATIONS.get(act), "fused", None) if hidden else None
 
     @property
     def output_bias(self) -> torch.Tensor:
@@ -101,16 +105,41 @@ class MLP(nn.Module):
         if cond is not None:
             # (..., D) ++ (B, C) broadcast over leading sample dims -> (..., D + C)
             x = torch.cat([x, cond.expand(*x.shape[:-1], cond.shape[-1])], dim=-1)
+        if self._fusing(x):
+            return self._fused_pass(x)
         return self.net(x)
+
+    # --- products with their activation fused (oneDNN: vaelab.nets.gemm) -------------------
+    def _hooked(self) -> bool:
+        return any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
+                   for m in self.modules())
+
+    def _fusing(self, x: torch.Tensor) -> bool:
+        """Whether each hidden layer runs as one product with its activation applied as it is
+        written (:func:`gemm.linear_act`): an activation oneDNN has, operands it takes, and no
+        hook on a layer (a fused pass calls no module)."""
+        return self._act_fused is not None and gemm.fuses(x, self.net[0].weight) and not self._hooked()
+
+    def _fused_pass(self, x: torch.Tensor, tape: list | None = None) -> torch.Tensor:
+        """The forward pass, hidden layers fused.  With ``tape``, appends what
+        :meth:`backward_taped` reads at every module's position: a fused activation's backward
+        needs only its output, which stands at both the product's and the activation's."""
+        layers = list(self.net)
+        for lin in layers[0:-1:2]:
+            x = gemm.linear_act(x, lin.weight, lin.bias, self._act_fused)
+            if tape is not None:
+                tape += [x, x]
+        x = layers[-1](x)
+        if tape is not None:
+            tape.append(x)
+        return x
 
     # --- the forward pass with its backward written out (objectives/closed.py) -------------
     @property
     def taped(self) -> bool:
         """Whether :meth:`backward_taped` can stand in for autograd: the hidden activation
         has its backward kernel and no hook watches a layer (the taped pass would skip it)."""
-        hooked = any(m._forward_hooks or m._forward_pre_hooks or m._backward_hooks or m._backward_pre_hooks
-                     for m in self.modules())
-        return (self._act_backward is not None or len(self.net) == 1) and not hooked
+        return (self._act_backward is not None or len(self.net) == 1) and not self._hooked()
 
     def forward_taped(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> tuple[torch.Tensor, list]:
         """:meth:`forward` (the same ops, the same numbers) on a flat batch (N, in), keeping
@@ -118,6 +147,8 @@ class MLP(nn.Module):
         if cond is not None:
             x = torch.cat([x, cond.expand(*x.shape[:-1], cond.shape[-1])], dim=-1)
         tape = [x]
+        if self._fusing(x):
+            return self._fused_pass(x, tape), tape
         for layer in self.net:  # each module's own forward (``taped`` has checked that no hook is skipped)
             tape.append(layer.forward(tape[-1]))
         return tape[-1], tape
