@@ -22,7 +22,9 @@ else (a GPU, float64, ``train.precision``'s autocast, an inductor graph) is torc
 :class:`Linear` is ``nn.Linear`` with its product here (the same parameters and state
 dict); :func:`mm` is the product the written-out backward (:meth:`MLP.backward_taped`)
 uses, and calls oneDNN with the operands autograd's backward of :class:`Linear` gives it,
-so the closed step still equals autograd bit for bit under either library.
+so the closed step still equals autograd bit for bit under either library.  Under oneDNN
+an MLP's hidden layers with ``tanh`` or ``relu`` units run as one product each, the
+activation applied as oneDNN writes the output (:func:`linear_act`; ``MLP._fused_pass``).
 """
 
 from __future__ import annotations
@@ -106,10 +108,11 @@ def fuses(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 
 class _OneDNNLinear(torch.autograd.Function):
-    """x w^T + b by oneDNN, with autograd's backward for ``F.linear`` (d x = g w,
-    d w = g^T x over the flattened leading dims, d b = the sum of g over them), each
-    product by oneDNN too (once differentiable: a second derivative is an error, not a
-    silent zero)."""
+    """act(x w^T + b) by oneDNN (``act`` ``none`` or one of :data:`FUSED_BACKWARD`), with
+    autograd's backward: g through the activation from its output, then ``F.linear``'s
+    (d x = g w, d w = g^T x over the flattened leading dims, d b = the sum of g over them),
+    each product by oneDNN too (once differentiable: a second derivative is an error, not
+    a silent zero)."""
 
     @staticmethod
     def forward(ctx, x, w, b, act="none"):
@@ -139,18 +142,19 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
     """``F.linear(x, weight, bias)`` through :func:`gemm_backend`'s library."""
     if not _takes_onednn(x, weight):
         return F.linear(x, weight, bias)
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
-        return _OneDNNLinear.apply(x, weight, bias)
-    return _dnn(x, weight, bias)
+    return _onednn_linear(x, weight, bias, "none")
 
 
 def linear_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str) -> torch.Tensor:
     """``act(F.linear(x, weight, bias))`` as one oneDNN product with the activation
     (``relu`` or ``tanh``, :data:`FUSED_BACKWARD`) applied as it writes the output; only
     where :func:`fuses` says so."""
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
-                                    or (bias is not None and bias.requires_grad)):
+    return _onednn_linear(x, weight, bias, act)
+
+
+def _onednn_linear(x, weight, bias, act: str) -> torch.Tensor:
+    """Through autograd where a gradient is wanted, else the bare product."""
+    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
         return _OneDNNLinear.apply(x, weight, bias, act)
     return _dnn(x, weight, bias, act)
 
