@@ -46,10 +46,11 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def products_by_library(a: torch.Tensor, b: torch.Tensor) -> dict:
-    """One float32 product a @ b^T per GEMM library this torch has (``torch``, ``onednn``)."""
-    out = torch.empty(a.shape[0], b.shape[0])
+    """One float32 product a @ b^T per GEMM library this torch has for a's device
+    (``torch``; ``onednn`` on the CPU)."""
+    out = a.new_empty(a.shape[0], b.shape[0])
     found = {"torch": lambda: torch.mm(a, b.t(), out=out)}
-    if gemm._onednn_op() is not None:
+    if a.device.type == "cpu" and gemm._onednn_op() is not None:
         found["onednn"] = lambda: gemm._dnn(a, b, None)
     return found
 

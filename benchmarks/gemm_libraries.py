@@ -17,6 +17,7 @@ import time
 
 import torch
 
+from gemm import products_by_library  # benchmarks/gemm.py
 from vaelab.nets import gemm
 
 SHAPES = [  # (M, K, N, whose)
@@ -60,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{m:>5d} x {k:>4d} x {n:>4d}  " + "  ".join(cells) + f"  ({whose})")
     a, c = torch.randn(2048, 2048, generator=g), torch.randn(2048, 2048, generator=g)
     flops = 2.0 * 2048 ** 3
-    print(f"2048^3: {flops / _best(lambda: a @ c, 5) / 1e9:.1f} / {flops / _best(lambda: gemm._dnn(a, c, None), 5) / 1e9:.1f}")
+    ceiling = {name: flops / _best(product, 5) / 1e9 for name, product in products_by_library(a, c).items()}
+    print(f"2048^3: {ceiling['torch']:.1f} / {ceiling['onednn']:.1f}")
     return 0
 
 

@@ -82,7 +82,8 @@ def gemm_backend() -> str:
     return _resolve(env_choice(ENV, MODES, "GEMM library"))
 
 
-def _takes_onednn(x: torch.Tensor, w: torch.Tensor) -> bool:
+def takes_onednn(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether the product of x and w runs on oneDNN here (and :func:`linear_act` may be used)."""
     return (x.dtype == torch.float32 and w.dtype == torch.float32 and x.device.type == "cpu" and x.dim() >= 2
             and not torch.is_autocast_enabled("cpu") and not torch.compiler.is_compiling()
             and gemm_backend() == "onednn")
@@ -102,11 +103,6 @@ FUSED_BACKWARD = {
 }
 
 
-def fuses(x: torch.Tensor, w: torch.Tensor) -> bool:
-    """Whether :func:`linear_act` runs fused for these operands (oneDNN takes them)."""
-    return _takes_onednn(x, w)
-
-
 class _OneDNNLinear(torch.autograd.Function):
     """act(x w^T + b) by oneDNN (``act`` ``none`` or one of :data:`FUSED_BACKWARD`), with
     autograd's backward: g through the activation from its output, then ``F.linear``'s
@@ -118,7 +114,7 @@ class _OneDNNLinear(torch.autograd.Function):
     def forward(ctx, x, w, b, act="none"):
         y = _dnn(x, w, b, act)
         ctx.save_for_backward(x, w, *((y,) if act != "none" else ()))
-        ctx.has_bias, ctx.act = b is not None, act
+        ctx.act = act
         return y
 
     @staticmethod
@@ -133,14 +129,14 @@ class _OneDNNLinear(torch.autograd.Function):
         g2 = g.reshape(-1, g.shape[-1])
         if ctx.needs_input_grad[1]:
             gw = _dnn(g2.t(), x.reshape(-1, x.shape[-1]).t(), None)
-        if ctx.has_bias and ctx.needs_input_grad[2]:
+        if ctx.needs_input_grad[2]:  # False for no bias
             gb = torch.sum(g2, 0)
         return gx, gw, gb, None
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear(x, weight, bias)`` through :func:`gemm_backend`'s library."""
-    if not _takes_onednn(x, weight):
+    if not takes_onednn(x, weight):
         return F.linear(x, weight, bias)
     return _onednn_linear(x, weight, bias, "none")
 
@@ -148,7 +144,7 @@ def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = No
 def linear_act(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, act: str) -> torch.Tensor:
     """``act(F.linear(x, weight, bias))`` as one oneDNN product with the activation
     (``relu`` or ``tanh``, :data:`FUSED_BACKWARD`) applied as it writes the output; only
-    where :func:`fuses` says so."""
+    where :func:`takes_onednn` says so."""
     return _onednn_linear(x, weight, bias, act)
 
 
@@ -162,7 +158,7 @@ def _onednn_linear(x, weight, bias, act: str) -> torch.Tensor:
 def mm(a: torch.Tensor, b: torch.Tensor, *, out: torch.Tensor | None = None) -> torch.Tensor:
     """``torch.mm(a, b[, out=out])`` through :func:`gemm_backend`'s library (no gradient:
     for written-out backward passes)."""
-    if not _takes_onednn(a, b):
+    if not takes_onednn(a, b):
         return torch.mm(a, b, out=out) if out is not None else torch.mm(a, b)
     r = _dnn(a, b.t(), None)
     return out.copy_(r) if out is not None else r

@@ -118,7 +118,7 @@ class MLP(nn.Module):
         """Whether each hidden layer runs as one product with its activation applied as it is
         written (:func:`gemm.linear_act`): an activation oneDNN has, operands it takes, and no
         hook on a layer (a fused pass calls no module)."""
-        return self._act_fused is not None and gemm.fuses(x, self.net[0].weight) and not self._hooked()
+        return self._act_fused is not None and gemm.takes_onednn(x, self.net[0].weight) and not self._hooked()
 
     def _fused_pass(self, x: torch.Tensor, tape: list | None = None) -> torch.Tensor:
         """The forward pass, hidden layers fused.  With ``tape``, appends what
